@@ -1,0 +1,120 @@
+"""Fixtures. Override any of them in your conftest.py (same name) to change what drills get."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .archive import Archive
+from .errors import PgdrError
+from .install import Installation
+from .measure import Measurement
+from .node import Node
+from .session import HarnessSession
+from .settings import Settings
+from .topology import Topology
+
+KEY_SETTINGS = pytest.StashKey[Settings]()
+KEY_SESSION = pytest.StashKey["HarnessSession | None"]()
+KEY_MEASURE = pytest.StashKey[Measurement]()
+
+EMPLOYEES = """
+CREATE TABLE employees (
+    id serial PRIMARY KEY,
+    full_name text NOT NULL,
+    dept text NOT NULL,
+    salary numeric(10, 2) CHECK (salary > 0)
+);
+INSERT INTO employees (full_name, dept, salary) VALUES
+    ('Asha Singh', 'IT', 1200000), ('Rohit Verma', 'Finance', 950000),
+    ('Pooja Das', 'HR', 600000);
+"""
+
+
+@pytest.fixture(scope="session")
+def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
+    """The harness for this pytest process: run directory, OS user, installations."""
+    config = request.config
+    session = config.stash.get(KEY_SESSION, None)
+    if session is None:
+        settings = config.stash[KEY_SETTINGS]
+        if not settings.enabled:
+            pytest.skip("PostgreSQL DR drill: opt in with 'pytest --pgdr'")
+        try:
+            session = HarnessSession(settings)
+        except PgdrError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        config.stash[KEY_SESSION] = session
+    return session
+
+
+@pytest.fixture(scope="session")
+def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -> Installation:
+    """The PostgreSQL installation this drill runs on (drills run once per installation)."""
+    spec = getattr(request, "param", pgdr_session.settings.postgres[0])
+    try:
+        return pgdr_session.installation(spec)
+    except PgdrError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def pgdr(request: pytest.FixtureRequest, pgdr_session: HarnessSession,
+         pgdr_install: Installation) -> Iterator[Topology]:
+    """A topology factory for this test: ``pgdr.primary()``, ``pgdr.replica(p)``, ``pgdr.restore(b, t)``."""
+    marker = request.node.get_closest_marker("pgdr")
+    needed = marker.kwargs.get("min_version") if marker else None
+    if needed and pgdr_install.major < int(needed):
+        pytest.skip(f"needs PostgreSQL {needed} or newer; this is {pgdr_install.describe()}")
+    topo = pgdr_session.topology(pgdr_install, request.node.name)
+    yield topo
+    from .plugin import failed
+
+    keep = pgdr_session.settings.keep
+    if keep == "always" or (keep == "failed" and failed(request.node)):
+        topo.close(keep_to=pgdr_session.keep_path(request.node.nodeid))
+    else:
+        topo.close()
+
+
+@pytest.fixture
+def pgdr_measure(request: pytest.FixtureRequest) -> Measurement:
+    """Record the drill's recovery time (``declare_disaster()`` then laps) and other figures."""
+    measurement = Measurement()
+    request.node.stash[KEY_MEASURE] = measurement
+    return measurement
+
+
+@pytest.fixture
+def pgdr_seed() -> Callable[[Node], None]:
+    """Loads the schema and data a drill protects. Override it to bring your own.
+
+    The default is the runbook's ``employees`` table. The drills fingerprint every table, so
+    whatever your seed creates is verified after recovery too.
+    """
+    def seed(node: Node) -> None:
+        node.psql(EMPLOYEES)
+    return seed
+
+
+@pytest.fixture
+def pgdr_archive(pgdr: Topology) -> Archive:
+    """The WAL and base-backup archive of this test's topology."""
+    return pgdr.archive
+
+
+@pytest.fixture
+def pgdr_primary(pgdr: Topology, pgdr_seed: Callable[[Node], None]) -> Node:
+    """A running primary, archiving to ``pgdr_archive``, loaded by ``pgdr_seed``."""
+    node = pgdr.primary()
+    pgdr_seed(node)
+    return node
+
+
+@pytest.fixture
+def pgdr_replica(pgdr: Topology, pgdr_primary: Node) -> Node:
+    """A streaming replica of ``pgdr_primary``, caught up."""
+    node = pgdr.replica(pgdr_primary)
+    pgdr.wait_caught_up(pgdr_primary, node)
+    return node

@@ -1,0 +1,51 @@
+"""A server's log file, read by offset so a drill can look only at what came after an action."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+IMPORTANT = re.compile(
+    r"(FATAL|PANIC|ERROR|recovery stopping|consistent recovery state|pausing at the end"
+    r"|shutdown at recovery target|selected new timeline|archive recovery complete"
+    r"|redo done|database system is ready|could not|invalid|multiple recovery targets)"
+)
+
+
+@dataclass
+class ServerLog:
+    path: Path
+
+    def offset(self) -> int:
+        """The current end of the log; pass it to :meth:`since` later."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def since(self, offset: int = 0) -> str:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def lines(self, offset: int = 0) -> list[str]:
+        return self.since(offset).splitlines()
+
+    def tail(self, count: int = 25, offset: int = 0) -> list[str]:
+        return self.lines(offset)[-count:]
+
+    def grep(self, pattern: str, offset: int = 0) -> list[str]:
+        rx = re.compile(pattern)
+        return [line for line in self.lines(offset) if rx.search(line)]
+
+    def contains(self, pattern: str, offset: int = 0) -> bool:
+        return re.search(pattern, self.since(offset)) is not None
+
+    def important(self, offset: int = 0, count: int = 15) -> list[str]:
+        """The lines worth showing in an error: failures and recovery milestones."""
+        picked = [line for line in self.lines(offset) if IMPORTANT.search(line)]
+        return picked[-count:] or self.tail(count, offset)

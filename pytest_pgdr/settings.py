@@ -1,0 +1,155 @@
+"""Settings: each one a ``--pgdr-*`` flag, a ``pgdr_*`` ini key and a ``PGDR_*`` variable.
+
+Resolved once, CLI > environment > ini > default (checked with ``is None``, so valid falsy
+values survive), into a frozen :class:`Settings`. Plain Python: the plugin feeds it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+BACKENDS = ("local",)
+KEEP = ("never", "failed", "always")
+SCENARIOS = ("builtin", "none")
+ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
+          "yes": True, "no": False}
+SHM = Path("/dev/shm")
+SHM_MIN_FREE = 2 << 30
+
+
+def _choice(valid: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, text: str) -> str:
+        if text not in valid:
+            raise ConfigError(f"Bad value {text!r} for {name}", f"valid values: {', '.join(valid)}")
+        return text
+    return parse
+
+
+def _bool(name: str, text: str) -> bool:
+    try:
+        return ON_OFF[text.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"Bad value {text!r} for {name}", "valid values: on, off") from None
+
+
+def _positive_float(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"Bad value {text!r} for {name}", "it must be a number above 0")
+    return value
+
+
+def _specs(name: str, text: str) -> tuple[str, ...]:
+    specs = tuple(s.strip() for s in text.replace("\n", ",").split(",") if s.strip())
+    if not specs:
+        raise ConfigError(f"Empty value for {name}",
+                          "valid values: embedded, system, system:N, N, pg_config, a bin dir")
+    return specs
+
+
+def _path(name: str, text: str) -> str:
+    return text if text == "auto" else str(Path(text).expanduser())
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # "postgres" -> --pgdr-postgres, pgdr_postgres, PGDR_POSTGRES
+    default: str
+    parse: Callable[[str, str], Any]
+    help: str
+    multiple: bool = False
+
+    @property
+    def flag(self) -> str:
+        return f"--pgdr-{self.name.replace('_', '-')}"
+
+    @property
+    def ini(self) -> str:
+        return f"pgdr_{self.name}"
+
+    @property
+    def env(self) -> str:
+        return f"PGDR_{self.name.upper()}"
+
+
+OPTIONS = (
+    Option("postgres", "embedded", _specs,
+           "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
+           " bin directory; repeat or comma-separate for several (each drill runs on each)",
+           multiple=True),
+    Option("backend", "local", _choice(BACKENDS), "where nodes run: local processes"),
+    Option("os_user", "auto", lambda n, t: t, "OS user for servers when pytest runs as root"),
+    Option("keep", "never", _choice(KEEP),
+           "keep data directories and logs of drills: never, failed, always"),
+    Option("basetemp", "auto", _path,
+           "where data directories go (auto: /dev/shm when it has room, else the temp dir)"),
+    Option("cache_dir", "auto", _path, "where template data directories are cached"),
+    Option("fsync", "off", _bool, "fsync in servers and tools (off is safe for process crashes)"),
+    Option("timeout_scale", "1", _positive_float, "multiply every wait's deadline (slow CI)"),
+    Option("scenarios", "builtin", _choice(SCENARIOS),
+           "with --pgdr, also collect the built-in drills (builtin) or not (none)"),
+)
+BY_NAME = {opt.name: opt for opt in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = False
+    postgres: tuple[str, ...] = ("embedded",)
+    backend: str = "local"
+    os_user: str = "auto"
+    keep: str = "never"
+    basetemp: str = "auto"
+    cache_dir: str = "auto"
+    fsync: bool = False
+    timeout_scale: float = 1.0
+    scenarios: str = "builtin"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def base_dir(self) -> Path:
+        if self.basetemp != "auto":
+            return Path(self.basetemp)
+        if SHM.is_dir() and os.access(SHM, os.W_OK) and shutil.disk_usage(SHM).free > SHM_MIN_FREE:
+            return SHM
+        return Path(tempfile.gettempdir())
+
+    def cache_path(self) -> Path:
+        if self.cache_dir != "auto":
+            return Path(self.cache_dir)
+        return Path("/var/tmp") / f"pytest-pgdr-cache-{os.geteuid()}"
+
+
+def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any],
+            env: Mapping[str, str] | None = None, enabled: bool | None = None) -> Settings:
+    """Resolve every option; ``cli``/``ini`` map option names to raw values (None = unset)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw, source = _pick(opt, cli.get(opt.name), env.get(opt.env), ini.get(opt.name))
+        values[opt.name] = opt.parse(opt.flag, raw)
+        sources[opt.name] = source
+    if enabled is None:
+        enabled = _bool("PGDR_ENABLED", env.get("PGDR_ENABLED", "off"))
+    return Settings(enabled=enabled, sources=sources, **values)
+
+
+def _pick(opt: Option, cli: Any, env: str | None, ini: Any) -> tuple[str, str]:
+    if cli is not None and cli != []:
+        return (",".join(cli) if isinstance(cli, list | tuple) else str(cli)), "command line"
+    if env is not None and env != "":
+        return env, f"environment {opt.env}"
+    if ini is not None and ini != "" and ini != []:
+        return (",".join(ini) if isinstance(ini, list | tuple) else str(ini)), f"ini {opt.ini}"
+    return opt.default, "default"

@@ -1,0 +1,31 @@
+"""Watchdog: ``python -m pytest_pgdr.watchdog RUN_DIR``.
+
+Started detached by each pytest process. It polls the run directory's owner; when the owner is
+gone (killed, crashed) it stops the servers left in the run directory and removes it. It exits
+by itself as soon as the run directory disappears (normal cleanup).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .runtime import kill_servers_in, owner_alive
+
+POLL_SECONDS = 0.25
+
+
+def watch(run_dir: Path) -> None:
+    owner = run_dir / "owner"
+    while run_dir.exists():
+        if not owner_alive(owner):
+            kill_servers_in(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return
+        time.sleep(POLL_SECONDS)
+
+
+if __name__ == "__main__":
+    watch(Path(sys.argv[1]))
