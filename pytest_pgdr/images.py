@@ -769,7 +769,8 @@ def _ensure_one(spec: ImageSpec, force: bool, log: Log) -> str | None:
 def _remove_replaced(old_ids: Sequence[str], log: Log) -> None:
     """Best effort: drop images a --force rebuild untagged (children first)."""
     for old_id in reversed(old_ids):
-        if _docker("image", "rm", old_id).returncode != 0:
+        # Removing a child also drops its untagged parents, so re-check.
+        if _image_id(old_id) and _docker("image", "rm", old_id).returncode != 0:
             log(f"note: could not remove replaced image {old_id[:19]} (still in use?)")
 
 

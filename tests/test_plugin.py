@@ -1,0 +1,131 @@
+"""The plugin seen from a user's repository, through pytester sub-sessions."""
+
+from __future__ import annotations
+
+import pytest
+
+DRILL = """
+import pytest
+
+@pytest.mark.pgdr
+def test_marked_drill():
+    pass
+
+def test_uses_primary(pgdr_primary):
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 3
+
+def test_plain():
+    pass
+"""
+
+
+def test_without_opt_in_drills_skip_with_how_to(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(DRILL)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*opt in with 'pytest --pgdr'*"])
+    result.stdout.fnmatch_lines(["pgdr: drills off (run with --pgdr to enable)"])
+
+
+def test_options_are_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--pgdr *", "*--pgdr-postgres=*", "*--pgdr-keep=*"])
+    result.stdout.fnmatch_lines(["*pgdr_postgres *"])
+
+
+def test_bad_option_is_a_usage_error_listing_valid_values(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--pgdr-keep=sometimes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Bad value 'sometimes' for --pgdr-keep*never, failed, always*"])
+
+
+def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\npgdr_backend = cloud\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Bad value 'cloud' for --pgdr-backend*valid values: local*"])
+
+
+def test_missing_binaries_is_one_clear_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--pgdr", "--pgdr-postgres=/nonexistent/pg/bin")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*installation '/nonexistent/pg/bin' is unusable*lacks postgres*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_header_says_what_was_chosen_and_from_where(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\npgdr_keep = failed\n")
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--collect-only")
+    result.stdout.fnmatch_lines([
+        "pgdr: drills on; backend local (default); built-in scenarios none (command line)",
+        "pgdr: PostgreSQL 18.* (embedded, *) [[]pg18-embedded[]] (default)",
+        "*keep failed (ini pgdr_keep)",
+    ])
+
+
+def test_builtin_scenarios_join_directory_runs_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_mine(): pass")
+    result = pytester.runpytest("--pgdr", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_pitr_accidental_delete.py::*[[]pg18-embedded[]]"])
+    result = pytester.runpytest("--pgdr", "--collect-only", "-q", "test_mine.py")
+    assert "test_pitr_accidental_delete" not in result.stdout.str()
+
+
+def test_drill_runs_and_fixture_override_brings_own_data(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+import pytest
+
+@pytest.fixture
+def pgdr_seed():
+    def seed(node):
+        node.psql("CREATE TABLE accounts(id int primary key, balance int);"
+                  "INSERT INTO accounts SELECT g, g * 10 FROM generate_series(1, 50) g;")
+    return seed
+""")
+    pytester.makepyfile("""
+from pytest_pgdr import RecoveryTarget, fingerprint, assert_same
+
+def test_own_data_survives_pitr(pgdr, pgdr_primary, pgdr_measure):
+    backup = pgdr.backup(pgdr_primary)
+    expected = fingerprint(pgdr_primary)
+    pgdr_primary.scalar("SELECT pg_create_restore_point('rp')")
+    pgdr_primary.query("DELETE FROM accounts")
+    pgdr.wait_archived(pgdr_primary)
+    rto = pgdr_measure.declare_disaster()
+    node = pgdr.restore(backup, RecoveryTarget.name("rp"), stopwatch=rto)
+    rto.stop("verify")
+    assert_same(expected, fingerprint(node))
+    assert node.scalar("SELECT sum(balance) FROM accounts") == 12750
+""")
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--junitxml=out.xml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*pgdr recovery times*", "*RTO*restore base backup*promote*"])
+    assert 'name="pgdr_rto_s"' in (pytester.path / "out.xml").read_text()
+
+
+def test_version_gate_skips_with_the_version(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+import pytest
+
+@pytest.mark.pgdr(min_version=99)
+def test_future(pgdr):
+    pass
+""")
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs PostgreSQL 99 or newer; this is PostgreSQL 18*"])
+
+
+def test_xdist_two_workers_no_collisions(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_primary_and_replica(pgdr, pgdr_primary, pgdr_replica, i):
+    pgdr_primary.query("INSERT INTO employees (full_name, dept, salary) VALUES ('x', 'IT', 1)")
+    pgdr.wait_caught_up(pgdr_primary, pgdr_replica)
+    assert pgdr_replica.scalar("SELECT count(*) FROM employees") == 4
+""")
+    result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-n", "2")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
