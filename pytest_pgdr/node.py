@@ -162,7 +162,14 @@ class Node:
                 log_lines=self.log.important(offset),
                 log_name=f"{self.log.path}",
             )
-        return self.pm_status() in ("ready", "standby")
+        return self.pm_status() in ("ready", "standby") and self.pm_pid() == self.proc.pid
+
+    def pm_pid(self) -> int | None:
+        """The PID in postmaster.pid (a stale file from a crash names a dead process)."""
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, PermissionError, ValueError):
+            return None
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -183,8 +190,12 @@ class Node:
         self.start()
 
     def reload(self) -> None:
+        """Write the settings and reload them; returns once this node's sessions see them."""
         self.write_conf()
+        before = self.scalar("SELECT pg_conf_load_time()")
         self.scalar("SELECT pg_reload_conf()")
+        self.poll_query(f"SELECT pg_conf_load_time() > '{before.isoformat()}'::timestamptz",
+                        f"{self.name} to reload its settings")
 
     def crash(self) -> None:
         """SIGKILL the postmaster and all its children at once, like a power loss."""
@@ -301,6 +312,9 @@ class Node:
     def switch_wal(self) -> Lsn:
         """Close the current WAL segment so it can be archived; returns the switch LSN."""
         return Lsn.parse(str(self.scalar("SELECT pg_switch_wal()")))
+
+    def wal_segment_size(self) -> int:
+        return int(self.scalar("SELECT bytes_per_wal_segment FROM pg_control_init()"))
 
     def walfile_name(self, lsn: Lsn) -> str:
         return str(self.scalar("SELECT pg_walfile_name(%s::pg_lsn)", [str(lsn)]))

@@ -28,6 +28,7 @@ from .wait import poll
 
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 REPLICATION_USER = "pgdr_replicator"
+LONG_PAGE_HEADER = 40  # bytes at the start of each WAL segment
 REPLAY_DONE = re.compile(
     r"recovery stopping|redo done at|pausing at the end of recovery|recovery has paused"
     r"|shutdown at recovery target"
@@ -333,7 +334,7 @@ class Topology:
             if not node.is_running():
                 return self._recovery_exit(node, target, text, offset)
             if target.action == "pause" and target.kind != "latest":
-                return node.pm_status() == "standby" and _paused(node)
+                return node.pm_status() in ("ready", "standby") and _paused(node)
             if node.pm_status() == "ready" and node.try_scalar("SELECT pg_is_in_recovery()") is False:
                 if not state["replayed"] and stopwatch is not None:
                     stopwatch.lap("replay WAL")
@@ -386,15 +387,38 @@ class Topology:
 
     def wait_archived(self, node: Node, lsn: Lsn | None = None,
                       timeout: float | None = None) -> str:
-        """Switch WAL if needed and wait until the segment holding ``lsn`` is archived."""
+        """Wait until all WAL before ``lsn`` (default: now) is in the archive.
+
+        Switches to a new segment when ``lsn`` lies in the one being written. Returns the
+        name of the last segment needed.
+        """
         lsn = lsn or node.lsn("write")
+        seg_size = node.wal_segment_size()
+        offset_in_segment = lsn.value % seg_size
+        if offset_in_segment <= LONG_PAGE_HEADER and lsn.value > seg_size:
+            lsn = Lsn(lsn.value - offset_in_segment - 1)  # nothing written here yet
         segment = node.walfile_name(lsn)
-        if node.lsn("write") <= lsn or node.walfile_name(node.lsn("write")) == segment:
+        if node.walfile_name(node.lsn("write")) <= segment:
             node.switch_wal()
-        node.poll_query(
-            f"SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver",
-            f"{node.name} to archive WAL segment {segment}", timeout)
+
+        def archived() -> bool:
+            if not node.is_running():
+                raise RecoveryError(f"{node.name} stopped before archiving {segment}",
+                                    "the server exited", log_lines=node.log.important())
+            return self.archive.has(segment)
+
+        poll(archived, f"{node.name} to archive WAL segment {segment}", timeout,
+             lambda: node.log.tail() + [f"pg_stat_archiver: {self._archiver_stats(node)}"])
         return segment
+
+    @staticmethod
+    def _archiver_stats(node: Node) -> str:
+        try:
+            row = node.query("SELECT archived_count, last_archived_wal, failed_count,"
+                             " last_failed_wal FROM pg_stat_archiver")[0]
+        except Exception as exc:  # the node may be gone; the log tail says why
+            return f"unavailable ({exc})"
+        return "archived %s (last %s), failed %s (last %s)" % row
 
     def wait_history_archived(self, timeline: int, timeout: float | None = None) -> None:
         name = f"{timeline:08X}.history"
