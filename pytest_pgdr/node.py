@@ -162,6 +162,7 @@ class Node:
                 log_lines=self.log.important(offset),
                 log_name=f"{self.log.path}",
             )
+        assert self.proc is not None
         return self.pm_status() in ("ready", "standby") and self.pm_pid() == self.proc.pid
 
     def pm_pid(self) -> int | None:
@@ -222,7 +223,7 @@ class Node:
         """A new psycopg connection over TCP with the generated password."""
         return psycopg.connect(
             self.conninfo(dbname), password=self.credentials.password,
-            autocommit=autocommit, connect_timeout=10, **kwargs,
+            autocommit=autocommit, **{"connect_timeout": 10, **kwargs},
         )
 
     def _admin(self, dbname: str) -> psycopg.Connection[Any]:
@@ -237,7 +238,7 @@ class Node:
         for attempt in (1, 2):
             conn = self._admin(dbname)
             try:
-                cur = conn.execute(sql, params)  # type: ignore[arg-type]
+                cur = conn.execute(sql, params)
                 return cur.fetchall() if cur.description else []
             except psycopg.OperationalError:
                 self._conns.pop(dbname, None)

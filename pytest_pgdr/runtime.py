@@ -128,7 +128,8 @@ class RunDir:
                 sock.bind(("127.0.0.1", 0))
                 port = int(sock.getsockname()[1])
             try:
-                fd = os.open(self.ports_dir / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                fd = os.open(self.ports_dir / str(port), flags, 0o600)
             except OSError as exc:
                 if exc.errno == errno.EEXIST:
                     continue

@@ -24,7 +24,7 @@ def set_timeout_scale(scale: float) -> None:
 
 
 def timeout_scale() -> float:
-    """Multiplier for every default deadline (``--pgdr-timeout-scale`` or ``PGDR_TIMEOUT_SCALE``)."""
+    """Multiplier for every default deadline (``--pgdr-timeout-scale``/``PGDR_TIMEOUT_SCALE``)."""
     if _scale is not None:
         return _scale
     try:

@@ -37,8 +37,9 @@ def postmasters_for(datadir: str) -> list[int]:
 def start_holding_session(pytester: pytest.Pytester) -> tuple[subprocess.Popen[bytes], str]:
     pytester.makepyfile(test_hold=HOLD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--pgdr", "--pgdr-scenarios=none", "-p", "no:cacheprovider",
-         "test_hold.py"], cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "pytest", "--pgdr", "--pgdr-scenarios=none",
+         "-p", "no:cacheprovider", "test_hold.py"],
+        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ready = pytester.path / "ready"
     poll(lambda: ready.exists() and ready.read_text(), "the inner session's primary", timeout=60)
     datadir = ready.read_text()
