@@ -1,0 +1,118 @@
+"""Runbook: restore a logical dump of PostgreSQL 15 into PostgreSQL 18 (guide: "Need to
+restore to different PG version? -> Logical backup").
+
+The dump is taken with the NEWER version's ``pg_dump`` (18) connected to the old server (15),
+as PostgreSQL's documentation recommends for moving data to a newer major version: a newer
+pg_dump knows how to read older catalogs and writes what the newer server expects. The dump
+header must say so ("dumped from 15, by pg_dump 18").
+
+It needs both installations at once, so it runs once per session (it asks ``pgdr_session`` for
+them, not ``pgdr_install``) and is skipped, naming what is missing, when either is absent.
+
+PostgreSQL 18 records NOT NULL as named constraints in ``pg_constraint`` and 15 does not, so
+those entries are compared as "which columns are NOT NULL" instead; everything else (rows,
+content hashes, sequences, other constraints, indexes, large objects) must be identical.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from pytest_pgdr import (
+    Fingerprint,
+    HarnessSession,
+    Installation,
+    MissingBinaryError,
+    Node,
+    assert_same,
+    fingerprint,
+)
+from pytest_pgdr.dataset import Dataset
+from pytest_pgdr.measure import Measurement
+from pytest_pgdr.verify import assert_indexes_ok
+
+pytestmark = pytest.mark.pgdr
+
+OLD, NEW = "15", "embedded"  # installation specs, as for --pgdr-postgres
+DB = "shop"
+NOT_NULL_SQL = """
+SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = 'public' AND is_nullable = 'NO' ORDER BY 1, 2
+"""
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest) -> Dataset:
+    """``pgdr_dataset`` (override it in conftest.py); ``Dataset()`` if no plugin provides it."""
+    try:
+        return request.getfixturevalue("pgdr_dataset")  # type: ignore[no-any-return]
+    except pytest.FixtureLookupError:
+        return Dataset()
+
+
+def installations(session: HarnessSession) -> tuple[Installation, Installation]:
+    """The old and the new installation, or a skip that says which one is missing."""
+    found: dict[str, Installation] = {}
+    missing: list[str] = []
+    for spec in (OLD, NEW):
+        try:
+            found[spec] = session.installation(spec)
+        except MissingBinaryError as exc:
+            missing.append(f"{spec!r} ({exc.what})")
+    if missing:
+        pytest.skip("cross-version restore needs PostgreSQL installations "
+                    f"{OLD!r} and {NEW!r}; missing: {', '.join(missing)}")
+    old, new = found[OLD], found[NEW]
+    if old.major >= new.major:
+        pytest.skip(f"{old.describe()} is not older than {new.describe()}")
+    return old, new
+
+
+def comparable(fp: Fingerprint) -> Fingerprint:
+    """The fingerprint without NOT NULL entries of pg_constraint (PostgreSQL 18+ only)."""
+    kept = {k: v for k, v in fp.constraints.items() if not v.startswith("NOT NULL ")}
+    return replace(fp, constraints=kept)
+
+
+def dump_header(node: Node, dump: str) -> tuple[str, str]:
+    """(dumped from database version, dumped by pg_dump version) of a custom-format dump."""
+    listing = node.run_tool("pg_restore", "-l", dump).stdout
+    source = re.search(r"Dumped from database version: (\S+)", listing)
+    tool = re.search(r"Dumped by pg_dump version: (\S+)", listing)
+    assert source and tool, f"no version lines in the dump header:\n{listing[:600]}"
+    return source.group(1), tool.group(1)
+
+
+def test_dump_15_restore_18(pgdr_session: HarnessSession, dataset: Dataset,
+                            pgdr_measure: Measurement) -> None:
+    old_inst, new_inst = installations(pgdr_session)
+    pgdr_measure.context["postgres"] = f"{old_inst.label} -> {new_inst.label}"
+    pgdr_measure.context["backend"] = pgdr_session.settings.backend
+    with pgdr_session.topology(old_inst, "xver_old") as old_topo, \
+            pgdr_session.topology(new_inst, "xver_new") as new_topo:
+        old = old_topo.primary(archive=False)
+        dataset.load(old, DB)
+        expected = fingerprint(old, DB)
+        new = new_topo.primary(archive=False)
+        dump = str(new_topo.host.make_dir(new_topo.root / "dumps") / "shop-15.dump")
+
+        rto = pgdr_measure.declare_disaster()
+        new.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB, env=old.tool_env())
+        rto.lap(f"pg_dump {new_inst.major} of the {old_inst.major} server")
+        new.run_tool("pg_restore", "--create", "-d", "postgres", dump)
+        rto.lap(f"restore into {new_inst.major}")
+        actual = fingerprint(new, DB)
+        rto.stop("verify")
+
+        assert dump_header(new, dump) == (
+            old.scalar("SHOW server_version").split()[0], new_inst.version)
+        assert_same(comparable(expected), comparable(actual),
+                    f"{DB} from PostgreSQL {old_inst.major} restored into {new_inst.major}")
+        assert new.query(NOT_NULL_SQL, dbname=DB) == old.query(NOT_NULL_SQL, dbname=DB)
+        assert {t: actual.rows(t) for t in dataset.tables} == {
+            f"public.{t}": n for t, n in dataset.counts.items()}
+        assert int(new.scalar("SHOW server_version_num")) // 10000 == new_inst.major
+        assert_indexes_ok(new, DB)

@@ -1,0 +1,310 @@
+"""Runbook: logical backup and restore (Lab 14 steps 1-2; guide "Logical Backups (pg_dump)").
+
+The ``shop`` database (``pgdr_dataset``: employees, users, orders with a foreign key, a large
+object) is dumped in each ``pg_dump`` format and restored the way each format is meant to be:
+
+* custom  -> ``pg_restore --clean --if-exists`` over the damaged database itself;
+* directory (``-j 2``) -> ``pg_restore -j 2`` into a new database;
+* plain   -> ``psql --single-transaction -v ON_ERROR_STOP=1`` into a new database;
+* tar     -> the database is dropped, ``pg_restore --create`` brings it back.
+
+Then table-level restores (``-l`` / ``-L``, ``-t``, ``-n``), schema-only followed by data-only
+with the sequence trap, and ``pg_dumpall --globals-only`` (checked against ``--roles-only``)
+restored into a fresh cluster before the database. Every restore is proven by fingerprints
+(per table row count and content hash, sequences, constraints, indexes, large objects) and
+amcheck, never by exit codes alone.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_pgdr import (
+    Fingerprint,
+    Node,
+    Stopwatch,
+    ToolError,
+    Topology,
+    assert_same,
+    differences,
+    fingerprint,
+)
+from pytest_pgdr.dataset import Dataset, create_database
+from pytest_pgdr.errors import register_secret
+from pytest_pgdr.measure import Measurement
+from pytest_pgdr.verify import assert_indexes_ok
+
+pytestmark = pytest.mark.pgdr
+
+DB = "shop"
+ROLE_COLUMNS = ("r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,"
+                " r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit,"
+                " r.rolvaliduntil, r.rolconfig, a.rolpassword")
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest) -> Dataset:
+    """``pgdr_dataset`` (override it in conftest.py); ``Dataset()`` if no plugin provides it."""
+    try:
+        return request.getfixturevalue("pgdr_dataset")  # type: ignore[no-any-return]
+    except pytest.FixtureLookupError:
+        return Dataset()
+
+
+# helpers --------------------------------------------------------------------------------
+def dumps_dir(pgdr: Topology) -> Path:
+    """A directory the server user can write dumps into."""
+    return pgdr.host.make_dir(pgdr.root / "dumps")
+
+
+def loaded_primary(pgdr: Topology, dataset: Dataset,
+                   name: str = "primary") -> tuple[Node, Fingerprint]:
+    """A primary with ``dataset`` in ``shop``, and the fingerprint every restore must match."""
+    node = pgdr.primary(name=name, archive=False)
+    dataset.load(node, DB)
+    expected = fingerprint(node, DB)
+    assert {t: expected.rows(t) for t in dataset.tables} == dict(
+        zip(dataset.tables, dataset.counts.values(), strict=True)), "the dataset did not load"
+    assert expected.large_objects.rows == 1
+    return node, expected
+
+
+def verify_restore(node: Node, dbname: str, expected: Fingerprint, rto: Stopwatch,
+                   what: str) -> Fingerprint:
+    """Fingerprint and amcheck the restored database; the RTO clock stops here."""
+    actual = fingerprint(node, dbname)
+    check = assert_indexes_ok(node, dbname)
+    rto.stop("verify")
+    assert_same(expected, actual, what)
+    if not check.skipped:
+        assert check.checked == sorted(expected.indexes), "amcheck skipped some indexes"
+    return actual
+
+
+def drop_database(node: Node, dbname: str) -> None:
+    node.close_connections()
+    node.query(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+
+
+# the four formats -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    dump_args: tuple[str, ...]
+    restore: Callable[[Node, Path], str]  # returns the database that holds the restore
+
+
+def restore_clean(node: Node, dump: Path) -> str:
+    """The damaged database is repaired in place: drop what the dump has, recreate it."""
+    node.query("DROP TABLE orders", dbname=DB)
+    node.query("DELETE FROM employees WHERE dept = 'Finance'", dbname=DB)
+    node.query("UPDATE users SET email = 'x' || email WHERE id % 7 = 0", dbname=DB)
+    node.run_tool("pg_restore", "--clean", "--if-exists", "-d", DB, dump)
+    return DB
+
+
+def restore_parallel(node: Node, dump: Path) -> str:
+    create_database(node, "shop_restored")
+    node.run_tool("pg_restore", "-j", "2", "-d", "shop_restored", dump)
+    return "shop_restored"
+
+
+def restore_plain(node: Node, dump: Path) -> str:
+    create_database(node, "shop_restored")
+    node.run_tool("psql", "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1",
+                  "-d", "shop_restored", "-f", dump)
+    return "shop_restored"
+
+
+def restore_create(node: Node, dump: Path) -> str:
+    drop_database(node, DB)
+    node.run_tool("pg_restore", "--create", "-d", "postgres", dump)
+    return DB
+
+
+CASES = {
+    "custom-clean": Case(("-Fc",), restore_clean),
+    "directory-j2": Case(("-Fd", "-j", "2"), restore_parallel),
+    "plain-psql": Case(("-Fp",), restore_plain),
+    "tar-create": Case(("-Ft",), restore_create),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_dump_and_restore_round_trip(pgdr: Topology, dataset: Dataset,
+                                     pgdr_measure: Measurement, case: str) -> None:
+    node, expected = loaded_primary(pgdr, dataset)
+    dump = dumps_dir(pgdr) / f"shop.{case}"
+    node.run_tool("pg_dump", *CASES[case].dump_args, "-f", dump, "-d", DB)
+
+    rto = pgdr_measure.declare_disaster()
+    dbname = CASES[case].restore(node, dump)
+    rto.lap("restore")
+    verify_restore(node, dbname, expected, rto, f"{case} restore of {DB}")
+
+
+# table-level restores -------------------------------------------------------------------
+def employees_list(listing: str) -> str:
+    """The ``pg_restore -l`` lines of the employees table and everything that hangs on it."""
+    keep = [line for line in listing.splitlines()
+            if not line.startswith(";") and re.search(r"\bpublic employees(_id_seq)?\b", line)]
+    assert len(keep) == 7, "expected TABLE, SEQUENCE, OWNED BY, DEFAULT, DATA, SET, PK:\n" + (
+        "\n".join(keep))
+    return "\n".join(keep) + "\n"
+
+
+def test_table_level_restores(pgdr: Topology, dataset: Dataset,
+                              pgdr_measure: Measurement) -> None:
+    """``-l`` then ``-L`` brings a dropped table back whole; ``-t`` and ``-n`` leave out parts.
+
+    ``pg_restore -t`` restores the table and its data but no key, index or sequence (as
+    documented: pg_dump's ``-t`` takes subsidiary objects along, pg_restore's does not);
+    ``pg_restore -n`` leaves out large objects, so ``documents.content`` dangles.
+    """
+    node, expected = loaded_primary(pgdr, dataset)
+    dump = dumps_dir(pgdr) / "shop.dump"
+    node.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB)
+    node.query("DROP TABLE employees", dbname=DB)
+
+    rto = pgdr_measure.declare_disaster()
+    listing = node.run_tool("pg_restore", "-l", dump).stdout
+    pgdr.host.write_file(dump.with_suffix(".list"), employees_list(listing))
+    node.run_tool("pg_restore", "-L", dump.with_suffix(".list"), "-d", DB, dump)
+    rto.lap("restore table from list")
+    verify_restore(node, DB, expected, rto, "employees restored with -L")
+
+    create_database(node, "only_t")
+    node.run_tool("pg_restore", "-t", "employees", "-d", "only_t", dump)
+    employees = expected.only("public.employees")
+    in_create_table = {k: v for k, v in employees.constraints.items()
+                       if v.startswith(("NOT NULL ", "CHECK "))}
+    assert len(in_create_table) < len(employees.constraints)
+    bare = Fingerprint(tables=employees.tables, constraints=in_create_table)
+    assert_same(bare, fingerprint(node, "only_t"), "pg_restore -t employees")
+
+    create_database(node, "only_n")
+    node.run_tool("pg_restore", "-n", "public", "-d", "only_n", dump)
+    assert differences(expected, fingerprint(node, "only_n")) == [
+        f"large objects: 0, expected {dataset.counts['documents']}"]
+
+
+# schema-only, then data-only ------------------------------------------------------------
+def test_schema_only_then_data_only_with_sequences(pgdr: Topology, dataset: Dataset,
+                                                   pgdr_measure: Measurement) -> None:
+    """Data-only needs ``--disable-triggers`` (foreign keys) and brings sequences back;
+    table data alone (``-t``) does not: the next insert collides with row 1, the classic trap.
+    """
+    node, expected = loaded_primary(pgdr, dataset)
+    dump = dumps_dir(pgdr) / "shop.dump"
+    node.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB)
+
+    rto = pgdr_measure.declare_disaster()
+    for dbname in ("shop_restored", "trap"):
+        create_database(node, dbname)
+        node.run_tool("pg_restore", "--schema-only", "-d", dbname, dump)
+    rto.lap("restore schema")
+    with pytest.raises(ToolError, match='violates foreign key constraint "orders_user_id_fkey"'):
+        node.run_tool("pg_restore", "--data-only", "--single-transaction", "-d",
+                      "shop_restored", dump)
+    node.run_tool("pg_restore", "--data-only", "--disable-triggers", "--single-transaction",
+                  "-d", "shop_restored", dump)
+    rto.lap("restore data")
+    verify_restore(node, "shop_restored", expected, rto, "schema-only + data-only restore")
+    new_id = node.scalar("INSERT INTO orders (user_id, amount, status, placed_at)"
+                         " VALUES (1, 1, 'new', now()) RETURNING id", dbname="shop_restored")
+    assert new_id == dataset.counts["orders"] + 1
+
+    node.run_tool("pg_restore", "--data-only", "-t", "employees", "-d", "trap", dump)
+    trapped = fingerprint(node, "trap")
+    assert trapped.tables["public.employees"] == expected.tables["public.employees"]
+    assert trapped.sequences["public.employees_id_seq"] is None, "the trap did not spring"
+    with pytest.raises(psycopg.errors.UniqueViolation, match="employees_pkey"):
+        node.query("INSERT INTO employees (full_name, dept, salary) VALUES ('New', 'IT', 1)",
+                   dbname="trap")
+
+
+# roles and globals into a fresh cluster -------------------------------------------------
+def make_roles(node: Node) -> str:
+    """An owner role with a password and settings, a group role, ownership and grants."""
+    password = secrets.token_urlsafe(12)
+    register_secret(password)
+    node.psql(f"CREATE ROLE app_owner LOGIN PASSWORD '{password}' CONNECTION LIMIT 7"
+              " VALID UNTIL '2099-01-01 00:00:00+00';"
+              " CREATE ROLE readers NOLOGIN; GRANT readers TO app_owner;"
+              " ALTER ROLE app_owner SET work_mem = '8MB';"
+              f" ALTER DATABASE {DB} OWNER TO app_owner;")
+    node.psql("ALTER TABLE employees OWNER TO app_owner; GRANT SELECT ON employees TO readers;",
+              DB)
+    return password
+
+
+def roles_of(node: Node) -> list[tuple[object, ...]]:
+    """Attributes, password verifier and settings of the two roles."""
+    return node.query(f"SELECT {ROLE_COLUMNS} FROM pg_roles r JOIN pg_authid a USING (oid)"
+                      " WHERE r.rolname IN ('app_owner', 'readers') ORDER BY 1")
+
+
+def grants_of(node: Node) -> list[tuple[object, ...]]:
+    """Role membership, database owner, table owner and table ACL."""
+    return [
+        *node.query("SELECT r.rolname, m.rolname FROM pg_auth_members a"
+                    " JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
+                    " WHERE m.rolname = 'app_owner' ORDER BY 1"),
+        *node.query("SELECT datname, datdba::regrole::text FROM pg_database"
+                    " WHERE datname = %s", [DB]),
+        *node.query("SELECT relname, relowner::regrole::text, relacl::text FROM pg_class"
+                    " WHERE relname = 'employees'", dbname=DB),
+    ]
+
+
+def role_statements(script: str) -> list[str]:
+    """The role lines of a pg_dumpall script (without its random ``\\restrict`` key)."""
+    return [line for line in script.splitlines()
+            if re.match(r"(CREATE|ALTER) ROLE |GRANT ", line)]
+
+
+def test_globals_then_database_into_fresh_cluster(pgdr: Topology, dataset: Dataset,
+                                                  pgdr_measure: Measurement) -> None:
+    """``pg_dumpall --globals-only`` first, then the database: owners, grants, logins survive."""
+    node, expected = loaded_primary(pgdr, dataset)
+    password = make_roles(node)
+    dump = dumps_dir(pgdr) / "shop.dump"
+    node.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB)
+    globals_sql = node.run_tool("pg_dumpall", "--globals-only").stdout
+    roles_sql = node.run_tool("pg_dumpall", "--roles-only").stdout
+    assert role_statements(roles_sql) == role_statements(globals_sql) != []
+
+    rto = pgdr_measure.declare_disaster()
+    fresh = pgdr.primary(name="fresh", archive=False)
+    rto.lap("new cluster")
+    present = [r for (r,) in fresh.query("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_'")]
+    proc = fresh.run_tool("psql", "-X", "-q", "-f", "-", input=globals_sql)
+    rto.lap("restore globals")
+    fresh.run_tool("pg_restore", "--create", "-d", "postgres", dump)
+    rto.lap("restore database")
+    verify_restore(fresh, DB, expected, rto, f"{DB} restored after pg_dumpall --globals-only")
+
+    assert sorted(proc.stderr.splitlines()) == sorted(
+        f'psql:<stdin>:{n}: ERROR:  role "{r}" already exists'
+        for r, n in _create_lines(globals_sql, present)), "only the new cluster's own roles clash"
+    assert roles_of(fresh) == roles_of(node)
+    assert grants_of(fresh) == grants_of(node)
+    with psycopg.connect(fresh.conninfo(DB, "app_owner"), password=password) as conn:
+        count = conn.execute("SELECT count(*) FROM employees").fetchone()
+    assert count == (dataset.counts["employees"],)
+
+
+def _create_lines(script: str, roles: list[str]) -> list[tuple[str, int]]:
+    """(role, line number) of each ``CREATE ROLE`` in ``script`` for a role in ``roles``."""
+    out = []
+    for number, line in enumerate(script.splitlines(), start=1):
+        match = re.fullmatch(r'CREATE ROLE "?([^";]+)"?;', line)
+        if match and match.group(1) in roles:
+            out.append((match.group(1), number))
+    return out
