@@ -18,7 +18,7 @@ from .errors import RecoveryError, ServerStartError, ToolError
 from .host import LocalHost
 from .install import Installation
 from .serverlog import ServerLog
-from .wait import poll
+from .wait import DEFAULT_TIMEOUT, poll, timeout_scale
 
 if TYPE_CHECKING:
     from .topology import Credentials
@@ -329,15 +329,25 @@ class Node:
         }
 
     def run_tool(self, program: str, *args: str | Path, check: bool = True,
-                 input: str | None = None, timeout: float | None = 600,
+                 input: str | None = None, timeout: float | None = None,
                  env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run one of the installation's programs against this node, as the server user.
 
-        A failure raises :class:`ToolError` with the command and its output.
+        A failure, or running past ``timeout`` (default: twice the wait deadline), raises
+        :class:`ToolError` with the command and its output.
         """
         argv = [str(self.inst.tool(program)), *map(str, args)]
         started = time.monotonic()
-        proc = self.host.run(argv, {**self.tool_env(), **(env or {})}, input, timeout)
+        limit = timeout if timeout is not None else 2 * DEFAULT_TIMEOUT * timeout_scale()
+        try:
+            proc = self.host.run(argv, {**self.tool_env(), **(env or {})}, input, limit)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(
+                f"{program} did not finish within {limit:.0f} s against {self.name}",
+                f"command: {shlex.join(argv)}; it may be waiting on a lock or a server",
+                "Read the server log below; pass timeout= for long runs",
+                log_lines=self.log.tail(15), log_name=str(self.log.path),
+            ) from exc
         if check and proc.returncode != 0:
             raise ToolError(
                 f"{program} failed with exit code {proc.returncode} after"
