@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import progress, report_json
+from .budget import Budget, BudgetExceeded, Verdict, format_duration, judge
 from .errors import PgdrError, VersionSkip
 from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     KEY_MEASURE,
@@ -15,6 +19,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin
     KEY_SETTINGS,
     pgdr,
     pgdr_archive,
+    pgdr_dataset,
     pgdr_install,
     pgdr_measure,
     pgdr_primary,
@@ -23,8 +28,11 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin
     pgdr_session,
 )
 from .install import find_installation
-from .measure import summary_lines
+from .measure import Measurement
+from .report_json import DrillResult, junit_properties
+from .report_text import summary_lines
 from .settings import BY_NAME, OPTIONS, Settings, resolve
+
 
 def _scenarios_dir() -> Path:
     """Where the built-in drills are installed (``pytest_pgdr.scenarios``)."""
@@ -65,17 +73,24 @@ def _settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "pgdr(min_version=None): a PostgreSQL disaster-recovery drill; runs only with --pgdr,"
-        " skipped on PostgreSQL older than min_version",
+        "pgdr(min_version=None, rto=None, rpo=None, phases=None): a PostgreSQL"
+        " disaster-recovery drill; runs only with --pgdr, skipped on PostgreSQL older than"
+        " min_version; fails when its measured RTO/RPO (or a phase, phases={name: limit})"
+        " exceeds the budget, e.g. rto='30s', rpo=0",
     )
     try:
         settings = _settings(config)
-        installs = [find_installation(spec) for spec in settings.postgres] if settings.enabled else []
+        specs = settings.postgres if settings.enabled else ()
+        installs = [find_installation(spec) for spec in specs]
     except PgdrError as exc:
         raise pytest.UsageError(f"pytest-pgdr: {exc}") from None
     config.stash[KEY_SETTINGS] = settings
     config.stash[KEY_SESSION] = None
     config.stash[_INSTALLS] = installs
+    progress.set_sink(_progress_sink(config))
+    if not hasattr(config, "workerinput"):  # reports are the controller's job under xdist
+        collector = config.stash[_COLLECTOR] = RunCollector(config)
+        config.pluginmanager.register(collector, "pgdr-run-collector")
     if settings.enabled and settings.scenarios == "builtin" and _collects_directories(config):
         scenarios = str(SCENARIOS_DIR)
         if not any(Path(a).resolve() == SCENARIOS_DIR.resolve() for a in config.args
@@ -84,6 +99,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _INSTALLS = pytest.StashKey[list[Any]]()
+
+
+def _progress_sink(config: pytest.Config) -> progress.Sink:
+    """Progress lines reach the terminal: output capture is suspended while one is written."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def write(text: str) -> None:
+        suspended = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with suspended:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+    return write
 
 
 def _collects_directories(config: pytest.Config) -> bool:
@@ -105,7 +132,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines.append(f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
                  f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
                  f" ({src['keep']})")
+    lines.append(f"pgdr: budgets rto {_budget_text(settings.rto)} ({src['rto']}), rpo"
+                 f" {_budget_text(settings.rpo)} ({src['rpo']}); a drill's marker wins")
+    outputs = [f"{name} {getattr(settings, name)} ({src[name]})"
+               for name in ("report", "html", "history") if getattr(settings, name)]
+    if outputs:
+        lines.append("pgdr: " + ", ".join(outputs))
     return lines
+
+
+def _budget_text(seconds: float | None) -> str:
+    return "none" if seconds is None else format_duration(seconds)
 
 
 def _is_drill(item: pytest.Item) -> bool:
@@ -131,26 +168,77 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("pgdr_install", list(specs), ids=ids, indirect=True, scope="session")
 
 
+def _budget(item: pytest.Item) -> Budget:
+    """The drill's marker keywords over the run's defaults (--pgdr-rto/-rpo, ini, env)."""
+    settings = item.config.stash[KEY_SETTINGS]
+    marker = item.get_closest_marker("pgdr")
+    defaults = {key: (getattr(settings, key), settings.sources.get(key, "default"))
+                for key in ("rto", "rpo")}
+    try:
+        return Budget.build(marker.kwargs if marker else {}, defaults)
+    except PgdrError as exc:
+        pytest.fail(f"pytest-pgdr: bad budget in the pgdr marker of {item.name}: {exc}",
+                    pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """After the drill body: judge what it measured against its budget; over budget fails."""
+    budget = _budget(item)
+    try:
+        result = yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # the drill's own failure is what matters
+            _judge(item, budget)
+        raise
+    verdict = _judge(item, budget)
+    if verdict is not None and verdict.over:
+        raise BudgetExceeded(verdict.message(item.name))
+    if verdict is None and "marker" in budget.sources.values():
+        raise BudgetExceeded(f"pgdr: {item.name} sets a budget but measures nothing: request"
+                             " the pgdr_measure fixture and call declare_disaster()")
+    return result
+
+
+def _judge(item: pytest.Item, budget: Budget) -> Verdict | None:
+    measurement = item.stash.get(KEY_MEASURE, None)
+    if measurement is None:
+        return None
+    verdict = judge(budget, measurement.as_dict())
+    measurement.budget = budget.as_dict()
+    measurement.verdict = verdict.as_dict()
+    return verdict
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(VersionSkip):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+    if call.excinfo is not None and call.excinfo.errisinstance(BudgetExceeded):
+        report.longrepr = str(call.excinfo.value)
     item.stash.setdefault(_REPORTS, {})[report.when] = report
     measurement = item.stash.get(KEY_MEASURE, None)
     if measurement is not None and report.when == "call":
-        inst = getattr(item, "funcargs", {}).get("pgdr_install")
-        if inst is not None:
-            measurement.context.setdefault("postgres", inst.label)
-            measurement.context.setdefault("backend", "local")
+        _fill_context(item, measurement)
         data = measurement.as_dict()
         setattr(report, REPORT_KEY, data)
-        if "rto" in data:
-            item.user_properties.append(("pgdr_rto_s", data["rto"]["total_s"]))
-            for phase in data["rto"]["phases"]:
-                item.user_properties.append((f"pgdr_phase_{phase['name']}_s", phase["seconds"]))
+        item.user_properties.extend(junit_properties(data))
     return report
+
+
+def _fill_context(item: pytest.Item, measurement: Measurement) -> None:
+    """Installation, backend and the server log lines that matter, from the drill's fixtures."""
+    funcargs = getattr(item, "funcargs", {})
+    inst = funcargs.get("pgdr_install")
+    if inst is not None:
+        measurement.context.setdefault("postgres", inst.label)
+        measurement.context.setdefault("postgres_version", inst.version)
+        measurement.context.setdefault("backend", item.config.stash[KEY_SETTINGS].backend)
+    nodes = getattr(funcargs.get("pgdr"), "nodes", None)
+    if isinstance(nodes, dict):
+        measurement.attach_logs(nodes.values())
 
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -160,18 +248,64 @@ def failed(item: pytest.Item) -> bool:
     return any(r.failed for r in item.stash.get(_REPORTS, {}).values())
 
 
+class RunCollector:
+    """On the controller: gathers every drill's call report (xdist-safe), writes the reports
+    at session end and prints the summary table."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = report_json.now()
+        self.drills: list[DrillResult] = []
+        self.notes: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, REPORT_KEY, None)
+        if data is None or report.when != "call":
+            return
+        message = _failure_line(report) if report.failed else ""
+        self.drills.append(DrillResult(report.nodeid, report.outcome, report.duration, data,
+                                       message))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        settings = self.config.stash.get(KEY_SETTINGS, None)
+        if settings is None or not (settings.report or settings.html):
+            return
+        installs: list[Any] = self.config.stash.get(_INSTALLS, [])
+        self.notes = report_json.write_reports(
+            settings, self.drills, self.started, int(exitstatus), installs=installs,
+            args=self.config.invocation_params.args,
+            bases={"cli": self.config.invocation_params.dir, "ini": self.config.rootpath})
+
+    def display(self, terminalreporter: Any) -> None:
+        lines = summary_lines(sorted(self.drills, key=lambda d: d.nodeid))
+        if lines:
+            terminalreporter.write_sep("-", "pgdr recovery times")
+            for line in lines:
+                terminalreporter.write_line(line)
+        for note in self.notes:
+            terminalreporter.write_line(f"pgdr: {note}")
+
+
+_COLLECTOR = pytest.StashKey[RunCollector]()
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    """A budget verdict as is; otherwise where and why, like ``--tb=line``."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:
+        return report.longreprtext
+    where = [f"{crash.path}:{crash.lineno}"]
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", [])
+    drill = getattr(entries[0], "reprfileloc", None) if entries else None
+    if drill is not None and f"{drill.path}:{drill.lineno}" != where[0]:
+        where.insert(0, f"{drill.path}:{drill.lineno}")
+    return f"{crash.message}\n(at {' -> '.join(where)})"
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rows = []
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            data = getattr(report, REPORT_KEY, None)
-            if data and getattr(report, "when", "") == "call":
-                rows.append((report.nodeid.split("/")[-1], data))
-    lines = summary_lines(sorted(rows, key=lambda r: r[0]))
-    if lines:
-        terminalreporter.write_sep("-", "pgdr recovery times")
-        for line in lines:
-            terminalreporter.write_line(line)
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is not None:
+        collector.display(terminalreporter)
     session = config.stash.get(KEY_SESSION, None)
     if session is not None and session.kept:
         terminalreporter.write_sep("-", "pgdr kept data directories")
@@ -180,6 +314,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    progress.set_sink(None)
     session = config.stash.get(KEY_SESSION, None)
     if session is not None:
         session.close()

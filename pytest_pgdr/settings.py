@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .budget import parse_optional_duration
 from .errors import ConfigError
 
 BACKENDS = ("local",)
@@ -62,6 +63,10 @@ def _path(name: str, text: str) -> str:
     return text if text == "auto" else str(Path(text).expanduser())
 
 
+def _optional_path(name: str, text: str) -> str | None:
+    return None if text.strip().lower() in ("", "none") else str(Path(text).expanduser())
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # "postgres" -> --pgdr-postgres, pgdr_postgres, PGDR_POSTGRES
@@ -99,6 +104,17 @@ OPTIONS = (
     Option("timeout_scale", "1", _positive_float, "multiply every wait's deadline (slow CI)"),
     Option("scenarios", "builtin", _choice(SCENARIOS),
            "with --pgdr, also collect the built-in drills (builtin) or not (none)"),
+    Option("rto", "none", parse_optional_duration,
+           "RTO budget of every drill, e.g. 250ms, 30s, 2m (a drill's pgdr(rto=...) marker"
+           " wins); a drill over budget fails"),
+    Option("rpo", "none", parse_optional_duration,
+           "RPO budget (data-loss window) of every drill, e.g. 0 or 5m (a drill's"
+           " pgdr(rpo=...) marker wins); a drill over budget fails"),
+    Option("report", "none", _optional_path, "write the JSON report of the drills to this file"),
+    Option("html", "none", _optional_path,
+           "write the HTML report (one self-contained file) to this file"),
+    Option("history", "none", _optional_path,
+           "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them"),
 )
 BY_NAME = {opt.name: opt for opt in OPTIONS}
 
@@ -115,6 +131,11 @@ class Settings:
     fsync: bool = False
     timeout_scale: float = 1.0
     scenarios: str = "builtin"
+    rto: float | None = None
+    rpo: float | None = None
+    report: str | None = None
+    html: str | None = None
+    history: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def base_dir(self) -> Path:

