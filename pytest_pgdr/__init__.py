@@ -6,6 +6,7 @@ The drill API is plain Python and works without pytest::
 """
 
 from .archive import Archive, Backup
+from .dataset import Dataset
 from .errors import (
     ConfigError,
     MissingBinaryError,
@@ -25,11 +26,12 @@ from .settings import Settings
 from .timing import Stopwatch
 from .topology import Topology
 from .verify import Fingerprint, assert_same, differences, fingerprint
+from .writer import Writer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Archive", "Backup", "ConfigError", "Fingerprint", "HarnessSession", "Installation", "Lsn",
+    "Archive", "Backup", "ConfigError", "Dataset", "Writer", "Fingerprint", "HarnessSession", "Installation", "Lsn",
     "Measurement", "MissingBinaryError", "Node", "PgdrError", "RecoveryError", "RecoveryTarget",
     "ServerStartError", "Settings", "Stopwatch", "ToolError", "Topology", "VersionSkip",
     "WaitTimeout", "assert_same", "differences", "find_installation", "fingerprint",
