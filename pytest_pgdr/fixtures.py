@@ -12,7 +12,7 @@ from .errors import PgdrError
 from .install import Installation
 from .measure import Measurement
 from .node import Node
-from .session import HarnessSession
+from .session import DockerUnavailable, HarnessSession
 from .settings import Settings
 from .topology import Topology
 
@@ -44,6 +44,8 @@ def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
             pytest.skip("PostgreSQL DR drill: opt in with 'pytest --pgdr'")
         try:
             session = HarnessSession(settings)
+        except DockerUnavailable as exc:
+            pytest.skip(str(exc))
         except PgdrError as exc:
             pytest.fail(str(exc), pytrace=False)
         config.stash[KEY_SESSION] = session
@@ -53,7 +55,7 @@ def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
 @pytest.fixture(scope="session")
 def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -> Installation:
     """The PostgreSQL installation this drill runs on (drills run once per installation)."""
-    spec = getattr(request, "param", pgdr_session.settings.postgres[0])
+    spec = getattr(request, "param", pgdr_session.settings.specs()[0])
     try:
         return pgdr_session.installation(spec)
     except PgdrError as exc:

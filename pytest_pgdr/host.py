@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .osuser import OsUser
+from .template import HBA
 from .runtime import RunDir
 
 
@@ -66,7 +67,26 @@ class LocalHost:
             **self.user.popen_kwargs(),
         )
 
-    def spawn_server(self, argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    # addressing: how servers listen and how they reach each other --------------------------
+    def listen_addresses(self) -> str:
+        return self.client_address
+
+    def server_port(self, node_name: str, client_port: int) -> int:
+        """The port the server listens on (locally: the port clients use)."""
+        return client_port
+
+    def peer_address(self, node_name: str) -> str:
+        """How another server reaches ``node_name`` (for primary_conninfo, pg_rewind)."""
+        return self.client_address
+
+    def hba_lines(self) -> str:
+        return HBA
+
+    def close(self) -> None:
+        """Release what this host holds (nothing for local processes)."""
+
+    def spawn_server(self, argv: Sequence[str], log_path: Path,
+                     host_port: int = 0) -> subprocess.Popen[bytes]:
         """Start a postmaster in its own process group, its output appended to ``log_path``."""
         with open(log_path, "ab") as log:
             return subprocess.Popen(

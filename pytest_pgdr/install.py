@@ -37,6 +37,8 @@ class Installation:
     version: str
     source: str
     spec: str
+    image: str = ""  # a Docker image: bindir is a path inside it, not on this machine
+    programs: frozenset[str] = frozenset()  # for an image: the programs in its bindir
 
     @property
     def major(self) -> int:
@@ -44,16 +46,20 @@ class Installation:
 
     @property
     def label(self) -> str:
+        if self.image:
+            name = self.image.rsplit("/", 1)[-1].removesuffix(":latest")
+            return f"pg{self.major}-docker-" + re.sub(r"[^A-Za-z0-9.]+", "-", name)
         return f"pg{self.major}-{self.source}"
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha256(f"{self.bindir}\0{self.version}".encode()).hexdigest()
+        text = f"{self.bindir}\0{self.version}" + (f"\0{self.image}" if self.image else "")
+        digest = hashlib.sha256(text.encode()).hexdigest()
         return f"{self.major}-{digest[:12]}"
 
     def tool(self, name: str) -> Path:
         path = self.bindir / name
-        if not os.access(path, os.X_OK):
+        if not self.has_tool(name):
             raise MissingBinaryError(
                 f"PostgreSQL {self.version} ({self.source}) has no program {name!r}",
                 f"it is not in {self.bindir}",
@@ -63,6 +69,8 @@ class Installation:
         return path
 
     def has_tool(self, name: str) -> bool:
+        if self.image:
+            return name in self.programs
         return os.access(self.bindir / name, os.X_OK)
 
     def describe(self) -> str:
@@ -197,7 +205,7 @@ def stage_for(inst: Installation, user: OsUser, cache_dir: Path) -> Installation
     The copy keeps the layout next to the bin directory, so relocatable builds (like the
     embedded wheel, whose rpath climbs out of ``bin``) still find their libraries.
     """
-    if user.is_current or _reachable_by_others(inst.bindir):
+    if inst.image or user.is_current or _reachable_by_others(inst.bindir):
         return inst
     root = inst.bindir.parent  # pginstall/
     extra = []

@@ -98,8 +98,8 @@ class Node:
     # settings ---------------------------------------------------------------------------
     def base_settings(self) -> dict[str, object]:
         return {
-            "listen_addresses": self.host.client_address,
-            "port": self.port,
+            "listen_addresses": self.host.listen_addresses(),
+            "port": self.host.server_port(self.name, self.port),
             "unix_socket_directories": str(self.sockdir),
             "unix_socket_permissions": "0700",
             "cluster_name": self.name,
@@ -120,6 +120,7 @@ class Node:
         merged = {**self.conf, **self.base_settings()}
         text = "".join(f"{k} = {conf_value(v)}\n" for k, v in merged.items())
         self.host.write_file(self.datadir / "pgdr.conf", "# written by pytest-pgdr\n" + text)
+        self.host.write_file(self.datadir / "pg_hba.conf", self.host.hba_lines())
 
     def signal_file(self, name: str, present: bool = True) -> None:
         """Create or remove ``standby.signal`` / ``recovery.signal``."""
@@ -148,7 +149,7 @@ class Node:
         self.write_conf()
         offset = self.log.offset()
         argv = [str(self.inst.tool("postgres")), "-D", str(self.datadir)]
-        self.proc = self.host.spawn_server(argv, self.log.path)
+        self.proc = self.host.spawn_server(argv, self.log.path, host_port=self.port)
         if wait:
             poll(lambda: self._started(offset), f"{self.name} to accept connections",
                  timeout, lambda: self.log.tail(offset=offset))
@@ -217,6 +218,12 @@ class Node:
         """A libpq connection string (password left to ``PGPASSFILE``)."""
         user = user or self.credentials.superuser
         return f"host={self.host.client_address} port={self.port} user={user} dbname={dbname}"
+
+    def peer_conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
+        """How another server (not the test process) reaches this node."""
+        user = user or self.credentials.superuser
+        return (f"host={self.host.peer_address(self.name)}"
+                f" port={self.host.server_port(self.name, self.port)} user={user} dbname={dbname}")
 
     def connect(self, dbname: str = "postgres", autocommit: bool = True,
                 **kwargs: Any) -> psycopg.Connection[Any]:

@@ -27,7 +27,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin
     pgdr_seed,
     pgdr_session,
 )
-from .install import find_installation
+from .session import resolve_installations
 from .measure import Measurement
 from .report_json import DrillResult, junit_properties
 from .report_text import summary_lines
@@ -80,8 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         settings = _settings(config)
-        specs = settings.postgres if settings.enabled else ()
-        installs = [find_installation(spec) for spec in specs]
+        installs = resolve_installations(settings) if settings.enabled else []
     except PgdrError as exc:
         raise pytest.UsageError(f"pytest-pgdr: {exc}") from None
     config.stash[KEY_SETTINGS] = settings
@@ -163,7 +162,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "pgdr_install" not in metafunc.fixturenames:
         return
     installs = metafunc.config.stash.get(_INSTALLS, [])
-    specs = metafunc.config.stash[KEY_SETTINGS].postgres
+    specs = metafunc.config.stash[KEY_SETTINGS].specs()
     ids = [inst.label for inst in installs] if installs else [f"pg-{s}" for s in specs]
     metafunc.parametrize("pgdr_install", list(specs), ids=ids, indirect=True, scope="session")
 

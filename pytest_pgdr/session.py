@@ -36,10 +36,28 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+class DockerUnavailable(PgdrError):
+    """The docker backend was chosen but no Docker engine answers (drills are skipped)."""
+
+
+def resolve_installations(settings: Settings) -> list[Installation]:
+    """The installations (or images) drills run on; [] when Docker is chosen but absent."""
+    if settings.backend == "docker":
+        from .docker_host import docker_status, image_installation
+
+        if not docker_status()[0]:
+            return []
+        return [image_installation(image) for image in settings.image]
+    return [find_installation(spec) for spec in settings.postgres]
+
+
 class HarnessSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         set_timeout_scale(settings.timeout_scale)
+        self.docker = settings.backend == "docker"
+        if self.docker:
+            self._check_docker()
         self.user: OsUser = resolve_os_user(settings.os_user)
         self.base = settings.base_dir()
         self.cache = private_dir(settings.cache_path())
@@ -52,16 +70,41 @@ class HarnessSession:
         self.kept: list[Path] = []
         atexit.register(self.close)
 
+    @staticmethod
+    def _check_docker() -> None:
+        from .docker_host import docker_status, sweep_docker_orphans
+
+        ok, why = docker_status()
+        if not ok:
+            raise DockerUnavailable(
+                "The docker backend was chosen but Docker is not reachable", why,
+                "Start Docker or set DOCKER_HOST, or run with --pgdr-backend=local")
+        sweep_docker_orphans()
+
     def installation(self, spec: str) -> Installation:
         if spec not in self._installs:
-            self._installs[spec] = stage_for(find_installation(spec), self.user, self.cache)
+            if self.docker:
+                from .docker_host import image_installation
+
+                self._installs[spec] = image_installation(spec)
+            else:
+                inst = find_installation(spec)
+                self._installs[spec] = stage_for(inst, self.user, self.cache)
         return self._installs[spec]
 
     def topology(self, inst: Installation, label: str = "t") -> Topology:
+        """A new topology on ``inst``: local processes, or containers for an image."""
         self._count += 1
         slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:20] or "t"
-        return Topology(inst, self.host, self.run.path / f"{self._count}_{slug}", self.cache,
-                        fsync=self.settings.fsync)
+        root = self.run.path / f"{self._count}_{slug}"
+        host = self.host
+        if inst.image:
+            from .docker_host import DockerHost, image_user
+
+            root.mkdir(mode=0o711)
+            host = DockerHost(image_user(inst.image), self.run, inst.image, root,
+                              f"{self._count}{slug[:12]}")
+        return Topology(inst, host, root, self.cache, fsync=self.settings.fsync)
 
     def keep_path(self, label: str) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
@@ -71,6 +114,10 @@ class HarnessSession:
         return path
 
     def close(self) -> None:
+        if self.docker:
+            from .docker_host import remove_run_containers
+
+            remove_run_containers(self.run.path)
         self.run.close()
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from .budget import parse_optional_duration
 from .errors import ConfigError
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "docker")
+DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "none")
 ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
@@ -93,7 +94,12 @@ OPTIONS = (
            "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
            " bin directory; repeat or comma-separate for several (each drill runs on each)",
            multiple=True),
-    Option("backend", "local", _choice(BACKENDS), "where nodes run: local processes"),
+    Option("backend", "local", _choice(BACKENDS),
+           "where nodes run: local processes, or docker (one container per node)"),
+    Option("image", DEFAULT_IMAGES, _specs,
+           "Docker image(s) for the docker backend; repeat or comma-separate for several"
+           " (each drill runs on each); build the default ones with"
+           " 'python -m pytest_pgdr.images build'", multiple=True),
     Option("os_user", "auto", lambda n, t: t, "OS user for servers when pytest runs as root"),
     Option("keep", "never", _choice(KEEP),
            "keep data directories and logs of drills: never, failed, always"),
@@ -124,6 +130,7 @@ class Settings:
     enabled: bool = False
     postgres: tuple[str, ...] = ("embedded",)
     backend: str = "local"
+    image: tuple[str, ...] = tuple(DEFAULT_IMAGES.split(","))
     os_user: str = "auto"
     keep: str = "never"
     basetemp: str = "auto"
@@ -137,6 +144,10 @@ class Settings:
     html: str | None = None
     history: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def specs(self) -> tuple[str, ...]:
+        """What each drill is parametrized over: installations, or images for docker."""
+        return self.image if self.backend == "docker" else self.postgres
 
     def base_dir(self) -> Path:
         if self.basetemp != "auto":

@@ -16,8 +16,9 @@ import shutil
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from .errors import ServerStartError
 from .install import Installation
@@ -127,8 +128,21 @@ def template_key(inst: Installation, user: OsUser) -> str:
     return f"pg{inst.major}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def ensure_template(inst: Installation, user: OsUser, cache_dir: Path) -> Path:
-    """The cached template data directory for this installation, built on first use."""
+class InitdbRunner(Protocol):
+    """Runs a program as the server user where ``scratch`` is visible (a host)."""
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
+            input: str | None = None,
+            timeout: float | None = None) -> subprocess.CompletedProcess[str]: ...
+
+
+def ensure_template(inst: Installation, user: OsUser, cache_dir: Path,
+                    runner: InitdbRunner | None = None, scratch: Path | None = None) -> Path:
+    """The cached template data directory for this installation, built on first use.
+
+    ``runner`` runs initdb (default: locally as ``user``) in ``scratch`` (default: the cache),
+    which must be visible to it, e.g. a directory bind-mounted into a container.
+    """
     root = cache_dir / "templates"
     target = root / template_key(inst, user)
     if (target / "PG_VERSION").exists():
@@ -138,24 +152,34 @@ def ensure_template(inst: Installation, user: OsUser, cache_dir: Path) -> Path:
             return target
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o711)
-        tmp = root / f".build-{os.getpid()}"
+        tmp = (scratch or root) / f".build-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(mode=0o700)
         user.chown(tmp)
-        _run_initdb(inst, user, tmp)
+        _run_initdb(inst, user, tmp, runner)
         (tmp / "pg_hba.conf").write_text(HBA)
         with open(tmp / "postgresql.conf", "a") as fh:
             fh.write("\n# pytest-pgdr: per-node settings\ninclude_if_exists = 'pgdr.conf'\n")
         user.chown_tree(tmp)
-        os.rename(tmp, target)
+        if scratch is None:
+            os.rename(tmp, target)
+        else:  # another file system: copy keeping owners, then drop the scratch copy
+            copy_datadir(tmp, root / f".copy-{os.getpid()}")
+            os.rename(root / f".copy-{os.getpid()}", target)
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _run_initdb(inst: Installation, user: OsUser, datadir: Path) -> None:
-    proc = subprocess.run(
-        initdb_args(inst, datadir), capture_output=True, text=True, check=False,
-        cwd="/", env={**os.environ, "LC_ALL": "C"}, **user.popen_kwargs(),
-    )
+def _run_initdb(inst: Installation, user: OsUser, datadir: Path,
+                runner: InitdbRunner | None) -> None:
+    argv = initdb_args(inst, datadir)
+    if runner is not None:
+        proc = runner.run(argv, {"LC_ALL": "C"}, timeout=300)
+    else:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, check=False,
+            cwd="/", env={**os.environ, "LC_ALL": "C"}, **user.popen_kwargs(),
+        )
     if proc.returncode != 0:
         raise ServerStartError(
             f"initdb of {inst.describe()} failed (exit {proc.returncode})",

@@ -17,11 +17,21 @@ from .runtime import kill_servers_in, owner_alive
 POLL_SECONDS = 0.25
 
 
+def _remove_containers(run_dir: Path) -> None:
+    """Containers of the docker backend carry the run directory in a label."""
+    try:
+        from .docker_host import remove_run_containers
+    except ImportError:
+        return
+    remove_run_containers(run_dir)
+
+
 def watch(run_dir: Path) -> None:
     owner = run_dir / "owner"
     while run_dir.exists():
         if not owner_alive(owner):
             kill_servers_in(run_dir)
+            _remove_containers(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
             return
         time.sleep(POLL_SECONDS)
