@@ -200,7 +200,10 @@ class Node:
                         f"{self.name} to reload its settings")
 
     def crash(self) -> None:
-        """SIGKILL the postmaster and all its children at once, like a power loss."""
+        """SIGKILL the postmaster, like a power loss (a container: ``docker kill``).
+
+        Its children (which live in their own sessions) exit as soon as they see it gone.
+        """
         self.close_connections()
         if self.proc is None:
             return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import shutil
 import signal
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from .wait import poll
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 REPLICATION_USER = "pgdr_replicator"
 LONG_PAGE_HEADER = 40  # bytes at the start of each WAL segment
+WAL_READ_TROUBLE = (r"incorrect resource manager|invalid (record|magic|contrecord)"
+                    r"|unexpected pageaddr|record with incorrect|checksum")
 REPLAY_DONE = re.compile(
     r"recovery stopping|redo done at|pausing at the end of recovery|recovery has paused"
     r"|shutdown at recovery target"
@@ -77,6 +81,7 @@ class Topology:
         self.nodes: dict[str, Node] = {}
         self._archive: Archive | None = None
         self._counters: dict[str, int] = {}
+        self._archive_at_start: dict[str, list[str]] = {}  # per "latest" restore
 
     # bookkeeping ------------------------------------------------------------------------
     @property
@@ -129,6 +134,7 @@ class Topology:
             "hot_standby": True,
             "wal_keep_size": "256MB",
             "max_wal_size": "1GB",
+            "wal_retrieve_retry_interval": "100ms",
         }
         settings.update(self.extra_settings)
         return settings
@@ -142,7 +148,8 @@ class Topology:
                 settings: Mapping[str, object] | None = None, start: bool = True) -> Node:
         """A new, independent primary (its own system identifier), archiving if asked."""
         node = self._new_node(self._name("primary", name))
-        template = ensure_template(self.inst, self.host.user, self.cache_dir)
+        template = ensure_template(self.inst, self.host.user, self.cache_dir,
+                                   runner=self.host, scratch=self.root)
         node.datadir.rmdir() if node.datadir.exists() else None
         copy_datadir(template, node.datadir)
         set_system_identifier(node.datadir, new_system_identifier())
@@ -159,7 +166,8 @@ class Topology:
 
         Sent as SCRAM verifiers over the private socket: no password ever reaches the server.
         """
-        with psycopg.connect(host=str(node.sockdir), port=node.port, user=SUPERUSER,
+        socket_port = node.host.server_port(node.name, node.port)
+        with psycopg.connect(host=str(node.sockdir), port=socket_port, user=SUPERUSER,
                              dbname="postgres", autocommit=True) as conn:
             def verifier(password: str, user: str) -> str:
                 return conn.pgconn.encrypt_password(
@@ -198,6 +206,24 @@ class Topology:
 
     def _sync_args(self) -> list[str]:
         return [] if self.fsync else ["--no-sync"]
+
+    def combine(self, backups: Sequence[Backup], label: str | None = None) -> Backup:
+        """``pg_combinebackup`` a full backup and its incrementals (oldest first) into a new
+        plain backup that restores like a full one (PostgreSQL 17+)."""
+        self.require(17, "pg_combinebackup")
+        if not backups or backups[-1].source not in self.nodes:
+            raise ConfigError("combine() needs backups taken in this topology, oldest first")
+        label = self._name("backup", label)
+        path = self.archive.backups / label
+        if path.exists():
+            raise FileExistsError(f"a backup labelled {label!r} already exists in {path.parent}")
+        self.nodes[backups[-1].source].run_tool(
+            "pg_combinebackup", *(b.path for b in backups), "-o", path, *self._sync_args())
+        info = Backup(path=path, label=label, source=backups[-1].source, fmt="plain",
+                      system_identifier=backups[0].system_identifier,
+                      extra={"combined_from": ",".join(b.label for b in backups)})
+        _read_backup_label(info)
+        return info
 
     def cold_backup(self, node: Node, label: str | None = None) -> Backup:
         """Copy the data directory of a stopped node (runbook Lab 14, step 4)."""
@@ -263,9 +289,8 @@ class Topology:
             node.conf.update(self.archive_settings())
         node.conf.update({
             "primary_conninfo": (
-                f"host={upstream.host.client_address} port={upstream.port} "
-                f"user={REPLICATION_USER} passfile={self.credentials.passfile} "
-                f"application_name={node.name}"
+                f"{upstream.peer_conninfo(user=REPLICATION_USER)}"
+                f" passfile={self.credentials.passfile} application_name={node.name}"
             ),
             "recovery_target_timeline": "latest",
         })
@@ -291,6 +316,27 @@ class Topology:
         self._point_at(node, new_upstream, slot_name)
         node.restart()
 
+    def rewind(self, old: Node, new: Node) -> str:
+        """Rejoin a failed primary as a standby of ``new`` with ``pg_rewind``; its output.
+
+        ``old`` must be down (stopped cleanly or crashed: pg_rewind then runs crash recovery
+        first). Whatever ``old`` wrote after the timelines split is thrown away.
+        """
+        if old.is_running():
+            raise RecoveryError(f"pg_rewind of {old.name} needs it stopped",
+                                "pg_rewind rewrites the data directory of a server that is down",
+                                "Call old.stop() (or old.crash()) first")
+        new.scalar("CHECKPOINT")  # pg_rewind reads the source's timeline from pg_control
+        source = f"{new.peer_conninfo()} passfile={self.credentials.passfile}"
+        proc = old.run_tool("pg_rewind", f"--target-pgdata={old.datadir}",
+                            f"--source-server={source}", *self._sync_args())
+        slot_name = f"slot_{old.name}"
+        if not new.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot_name]):
+            new.scalar("SELECT pg_create_physical_replication_slot(%s)", [slot_name])
+        self._point_at(old, new, slot_name)
+        old.start()
+        return proc.stdout + proc.stderr
+
     # point-in-time recovery -------------------------------------------------------------
     def restore(self, backup: Backup, target: RecoveryTarget | None = None,
                 name: str | None = None, settings: Mapping[str, object] | None = None,
@@ -315,6 +361,8 @@ class Topology:
         if stopwatch is not None:
             stopwatch.lap("restore base backup")
         offset = node.log.offset()
+        if target.kind == "latest" and not _has_target(node.conf):
+            self._archive_at_start[node.name] = self.archive.segments()
         node.start(wait=False)
         if wait:
             self.wait_recovery(node, target, offset, stopwatch, timeout)
@@ -334,7 +382,12 @@ class Topology:
             if not node.is_running():
                 return self._recovery_exit(node, target, text, offset)
             if target.action == "pause" and target.kind != "latest":
-                return node.pm_status() in ("ready", "standby") and _paused(node)
+                if not (node.pm_status() in ("ready", "standby") and _paused(node)):
+                    return False
+                if not state["replayed"] and stopwatch is not None:
+                    stopwatch.lap("replay WAL")
+                    state["replayed"] = True
+                return True
             if node.pm_status() == "ready" and node.try_scalar("SELECT pg_is_in_recovery()") is False:
                 if not state["replayed"] and stopwatch is not None:
                     stopwatch.lap("replay WAL")
@@ -346,6 +399,35 @@ class Topology:
 
         poll(check, f"{node.name} to recover to {target.describe()}", timeout,
              lambda: node.log.tail(offset=offset))
+        if target.kind == "latest" and node.name in self._archive_at_start:
+            self._check_whole_archive_replayed(node, self._archive_at_start.pop(node.name), offset)
+
+    def _check_whole_archive_replayed(self, node: Node, segments: list[str], offset: int) -> None:
+        """A missing or corrupt segment ends archive recovery early *without an error*: the
+        server promotes with partial data. Refuse that: recovery "to the end of the archive"
+        must have replayed every segment the archive held when it started."""
+        history = node.datadir / "pg_wal" / f"{node.timeline():08X}.history"
+        if not history.exists():
+            return
+        parent = history_parent(history.read_text())
+        if parent is None:
+            return
+        timeline, end = parent
+        missed = unreplayed_segments(segments, timeline, end, node.wal_segment_size())
+        if not missed:
+            return
+        node.stop("immediate")
+        names = missed[0] if len(missed) == 1 else f"{missed[0]}..{missed[-1]}"
+        raise RecoveryError(
+            f"Recovery of {node.name} to the end of the archive stopped early, at {end} on"
+            f" timeline {timeline}",
+            f"the archive holds {len(missed)} later segment(s) of that timeline that were never"
+            f" replayed ({names}): a segment is missing or unreadable, so the node held partial"
+            " data; it was stopped",
+            "Check the archive for a gap or a corrupt segment (the server's messages are below)",
+            log_lines=_log_lines(node, offset, WAL_READ_TROUBLE),
+            log_name=str(node.log.path),
+        )
 
     def _recovery_exit(self, node: Node, target: RecoveryTarget, text: str, offset: int) -> bool:
         if target.action == "shutdown" and "shutdown at recovery target" in text:
@@ -392,7 +474,7 @@ class Topology:
         Switches to a new segment when ``lsn`` lies in the one being written. Returns the
         name of the last segment needed.
         """
-        lsn = lsn or node.lsn("write")
+        lsn = lsn or node.lsn("insert")
         seg_size = node.wal_segment_size()
         offset_in_segment = lsn.value % seg_size
         if offset_in_segment <= LONG_PAGE_HEADER and lsn.value > seg_size:
@@ -427,18 +509,18 @@ class Topology:
     # teardown ---------------------------------------------------------------------------
     def close(self, keep_to: Path | None = None) -> None:
         """Stop every server; remove the directories (or move them to ``keep_to``)."""
+        from .faults import heal_all
+
+        heal_all()  # a frozen or cut-off server cannot stop
         for node in self.nodes.values():
             node.close_connections()
             if node.proc is not None and node.is_running():
                 self.host.signal(node.proc, signal.SIGQUIT)
         for node in self.nodes.values():
             if node.proc is not None:
-                try:
-                    node.proc.wait(timeout=10)
-                except Exception:
-                    self.host.kill_group(node.proc)
-                    node.proc.wait()
+                self._reap(node)
             self.host.run_dir.release_port(node.port)
+        self.host.close()
         if keep_to is not None:
             keep_to.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
@@ -446,11 +528,83 @@ class Topology:
                 return
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _reap(self, node: Node) -> None:
+        """Wait for a postmaster sent SIGQUIT. A SIGQUIT that reaches the archiver while it
+        runs archive_command is lost (system() ignores it), and the postmaster then waits 5 s
+        before SIGKILL: after a short grace its children get SIGQUIT directly."""
+        assert node.proc is not None
+        try:
+            node.proc.wait(timeout=0.5)
+            return
+        except subprocess.TimeoutExpired:
+            if not isinstance(node.proc, subprocess.Popen):  # a container: stop it whole
+                self.host.kill_group(node.proc)
+                return
+            for child in _child_pids(node.proc.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child, signal.SIGQUIT)
+        try:
+            node.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.host.kill_group(node.proc)
+            node.proc.wait()
+
     def __enter__(self) -> Topology:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _log_lines(node: Node, offset: int, extra: str, count: int = 15) -> list[str]:
+    """The log's important lines and those matching ``extra``, in order."""
+    important = set(node.log.important(offset, count=200))
+    rx = re.compile(extra)
+    return [line for line in node.log.lines(offset)
+            if line in important or rx.search(line)][-count:]
+
+
+def _child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc; the local host)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _has_target(conf: Mapping[str, object]) -> bool:
+    """Whether settings name a recovery target (a stop point other than the archive's end)."""
+    keys = ("recovery_target", "recovery_target_xid", "recovery_target_time",
+            "recovery_target_name", "recovery_target_lsn")
+    return any(str(conf.get(key, "")) for key in keys)
+
+
+def history_parent(text: str) -> tuple[int, Lsn] | None:
+    """The last entry of a timeline history file: the timeline replayed last, and the LSN
+    where the new timeline branched off it (the end of replay)."""
+    entries = [line.split() for line in text.splitlines()
+               if line.strip() and not line.lstrip().startswith("#")]
+    if not entries or len(entries[-1]) < 2:
+        return None
+    return int(entries[-1][0]), Lsn.parse(entries[-1][1])
+
+
+def segment_number(name: str, segment_size: int) -> int:
+    """The position of a WAL segment file name (timeline left aside)."""
+    return int(name[8:16], 16) * (0x1_0000_0000 // segment_size) + int(name[16:24], 16)
+
+
+def unreplayed_segments(segments: list[str], timeline: int, end: Lsn,
+                        segment_size: int) -> list[str]:
+    """Segments of ``timeline`` that lie wholly after ``end``, where replay stopped."""
+    first_unread = -(-end.value // segment_size)  # the segment holding ``end`` was read
+    prefix = f"{timeline:08X}"
+    return sorted(name for name in segments if name.startswith(prefix)
+                  and segment_number(name, segment_size) >= first_unread)
 
 
 def _paused(node: Node) -> bool:
