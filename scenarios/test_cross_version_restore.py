@@ -17,7 +17,9 @@ content hashes, sequences, other constraints, indexes, large objects) must be id
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,7 @@ from pytest_pgdr import (
     Installation,
     MissingBinaryError,
     Node,
+    Topology,
     assert_same,
     fingerprint,
 )
@@ -36,7 +39,9 @@ from pytest_pgdr.verify import assert_indexes_ok
 
 pytestmark = pytest.mark.pgdr
 
-OLD, NEW = "15", "embedded"  # installation specs, as for --pgdr-postgres
+# installation specs (as for --pgdr-postgres), or images on the docker backend
+SPECS = {"local": ("15", "embedded"),
+         "docker": ("pytest-pgdr/pg15:latest", "pytest-pgdr/pg18:latest")}
 DB = "shop"
 NOT_NULL_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
@@ -57,6 +62,7 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
     """The old and the new installation, or a skip that says which one is missing."""
     found: dict[str, Installation] = {}
     missing: list[str] = []
+    OLD, NEW = SPECS[session.settings.backend]  # noqa: N806
     for spec in (OLD, NEW):
         try:
             found[spec] = session.installation(spec)
@@ -69,6 +75,23 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
     if old.major >= new.major:
         pytest.skip(f"{old.describe()} is not older than {new.describe()}")
     return old, new
+
+
+def dump_old_server(old: Node, new: Node, old_topo: Topology, dump: str) -> Installation:
+    """Dump the old server, preferably with the newer pg_dump (PostgreSQL's advice).
+
+    Containers of two topologies share no network, so on the docker backend the old
+    server's own pg_dump makes the dump, which is then handed to the new topology.
+    Returns the installation whose pg_dump was used.
+    """
+    if new.host.kind == "local":
+        new.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB, env=old.tool_env())
+        return new.inst
+    staged = old_topo.host.make_dir(old_topo.root / "dumps") / Path(dump).name
+    old.run_tool("pg_dump", "-Fc", "-f", staged, "-d", DB)
+    shutil.copyfile(staged, dump)
+    new.host.user.chown(Path(dump))
+    return old.inst
 
 
 def comparable(fp: Fingerprint) -> Fingerprint:
@@ -100,15 +123,15 @@ def test_dump_15_restore_18(pgdr_session: HarnessSession, dataset: Dataset,
         dump = str(new_topo.host.make_dir(new_topo.root / "dumps") / "shop-15.dump")
 
         rto = pgdr_measure.declare_disaster()
-        new.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB, env=old.tool_env())
-        rto.lap(f"pg_dump {new_inst.major} of the {old_inst.major} server")
+        dumper = dump_old_server(old, new, old_topo, dump)
+        rto.lap(f"pg_dump {dumper.major} of the {old_inst.major} server")
         new.run_tool("pg_restore", "--create", "-d", "postgres", dump)
         rto.lap(f"restore into {new_inst.major}")
         actual = fingerprint(new, DB)
         rto.stop("verify")
 
         assert dump_header(new, dump) == (
-            old.scalar("SHOW server_version").split()[0], new_inst.version)
+            old.scalar("SHOW server_version").split()[0], dumper.version)
         assert_same(comparable(expected), comparable(actual),
                     f"{DB} from PostgreSQL {old_inst.major} restored into {new_inst.major}")
         assert new.query(NOT_NULL_SQL, dbname=DB) == old.query(NOT_NULL_SQL, dbname=DB)
