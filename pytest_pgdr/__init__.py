@@ -31,7 +31,8 @@ from .writer import Writer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Archive", "Backup", "ConfigError", "Dataset", "Writer", "Fingerprint", "HarnessSession", "Installation", "Lsn",
+    "Archive", "Backup", "ConfigError", "Dataset", "Fingerprint", "HarnessSession",
+    "Installation", "Lsn", "Writer",
     "Measurement", "MissingBinaryError", "Node", "PgdrError", "RecoveryError", "RecoveryTarget",
     "ServerStartError", "Settings", "Stopwatch", "ToolError", "Topology", "VersionSkip",
     "WaitTimeout", "assert_same", "differences", "find_installation", "fingerprint",

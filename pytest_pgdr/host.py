@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .osuser import OsUser
-from .template import HBA
 from .runtime import RunDir
+from .template import HBA
 
 
 class LocalHost:

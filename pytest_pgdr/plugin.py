@@ -27,10 +27,10 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin
     pgdr_seed,
     pgdr_session,
 )
-from .session import resolve_installations
 from .measure import Measurement
 from .report_json import DrillResult, junit_properties
 from .report_text import summary_lines
+from .session import resolve_installations
 from .settings import BY_NAME, OPTIONS, Settings, resolve
 
 

@@ -17,15 +17,19 @@ from typing import Any
 import psycopg
 
 from .archive import Archive, Backup
-from .errors import ConfigError, RecoveryError, VersionSkip
+from .errors import ConfigError, RecoveryError, VersionSkip, register_secret
 from .host import LocalHost
 from .install import Installation
 from .node import Lsn, Node
 from .recovery import RecoveryTarget
-from .template import SUPERUSER, copy_datadir, ensure_template, new_system_identifier
-from .template import set_system_identifier
+from .template import (
+    SUPERUSER,
+    copy_datadir,
+    ensure_template,
+    new_system_identifier,
+    set_system_identifier,
+)
 from .timing import Stopwatch
-from .errors import register_secret
 from .wait import poll
 
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -173,9 +177,9 @@ class Topology:
                 return conn.pgconn.encrypt_password(
                     password.encode(), user.encode(), b"scram-sha-256").decode()
             creds = self.credentials
-            conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD "  # type: ignore[arg-type]
+            conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD "
                          f"'{verifier(creds.password, SUPERUSER)}'")
-            conn.execute(f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD "  # type: ignore[arg-type]
+            conn.execute(f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD "
                          f"'{verifier(creds.replication_password, REPLICATION_USER)}'")
 
     # backups ----------------------------------------------------------------------------
@@ -388,7 +392,8 @@ class Topology:
                     stopwatch.lap("replay WAL")
                     state["replayed"] = True
                 return True
-            if node.pm_status() == "ready" and node.try_scalar("SELECT pg_is_in_recovery()") is False:
+            promoted = node.pm_status() == "ready"
+            if promoted and node.try_scalar("SELECT pg_is_in_recovery()") is False:
                 if not state["replayed"] and stopwatch is not None:
                     stopwatch.lap("replay WAL")
                     state["replayed"] = True
@@ -500,7 +505,8 @@ class Topology:
                              " last_failed_wal FROM pg_stat_archiver")[0]
         except Exception as exc:  # the node may be gone; the log tail says why
             return f"unavailable ({exc})"
-        return "archived %s (last %s), failed %s (last %s)" % row
+        archived, last, failed, last_failed = row
+        return f"archived {archived} (last {last}), failed {failed} (last {last_failed})"
 
     def wait_history_archived(self, timeline: int, timeout: float | None = None) -> None:
         name = f"{timeline:08X}.history"

@@ -102,9 +102,9 @@ def fingerprint(node: Node, dbname: str = "postgres") -> Fingerprint:
     fp = Fingerprint()
     for (table,) in node.query(TABLES_SQL, dbname=dbname):
         fp.tables[table] = table_print(node, table, dbname)
-    fp.sequences = dict(node.query(SEQUENCES_SQL, dbname=dbname))  # type: ignore[arg-type]
-    fp.constraints = dict(node.query(CONSTRAINTS_SQL, dbname=dbname))  # type: ignore[arg-type]
-    fp.indexes = dict(node.query(INDEXES_SQL, dbname=dbname))  # type: ignore[arg-type]
+    fp.sequences = dict(node.query(SEQUENCES_SQL, dbname=dbname))
+    fp.constraints = dict(node.query(CONSTRAINTS_SQL, dbname=dbname))
+    fp.indexes = dict(node.query(INDEXES_SQL, dbname=dbname))
     fp.large_objects = large_objects_print(node, dbname)
     return fp
 
