@@ -58,6 +58,8 @@ def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -
     spec = getattr(request, "param", pgdr_session.settings.specs()[0])
     try:
         return pgdr_session.installation(spec)
+    except DockerUnavailable as exc:
+        pytest.skip(str(exc))
     except PgdrError as exc:
         pytest.fail(str(exc), pytrace=False)
 

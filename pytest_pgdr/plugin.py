@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return ["pgdr: drills off (run with --pgdr to enable)"]
     lines = [f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
              f" built-in scenarios {settings.scenarios} ({src['scenarios']})"]
-    for inst in config.stash.get(_INSTALLS, []):
-        lines.append(f"pgdr: {inst.describe()} [{inst.label}] ({src['postgres']})")
+    for spec, inst in zip(settings.specs(), list(config.stash.get(_INSTALLS, [])), strict=False):
+        if inst is None:
+            lines.append(f"pgdr: {spec}: Docker is not reachable, its drills will be skipped")
+        else:
+            source = src["image"] if inst.image else src["postgres"]
+            lines.append(f"pgdr: {inst.describe()} [{inst.label}] ({source})")
     lines.append(f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
                  f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
                  f" ({src['keep']})")
@@ -163,8 +168,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     installs = metafunc.config.stash.get(_INSTALLS, [])
     specs = metafunc.config.stash[KEY_SETTINGS].specs()
-    ids = [inst.label for inst in installs] if installs else [f"pg-{s}" for s in specs]
+    ids = [_spec_id(spec, inst) for spec, inst in zip(specs, installs or [None] * len(specs),
+                                                       strict=True)]
     metafunc.parametrize("pgdr_install", list(specs), ids=ids, indirect=True, scope="session")
+
+
+def _spec_id(spec: str, inst: Any) -> str:
+    if inst is not None:
+        return str(inst.label)
+    return "pg-" + re.sub(r"[^A-Za-z0-9.]+", "-", spec.rsplit("/", 1)[-1].removesuffix(":latest"))
 
 
 def _budget(item: pytest.Item) -> Budget:
@@ -234,7 +246,7 @@ def _fill_context(item: pytest.Item, measurement: Measurement) -> None:
     if inst is not None:
         measurement.context.setdefault("postgres", inst.label)
         measurement.context.setdefault("postgres_version", inst.version)
-        measurement.context.setdefault("backend", item.config.stash[KEY_SETTINGS].backend)
+        measurement.context.setdefault("backend", "docker" if inst.image else "local")
     nodes = getattr(funcargs.get("pgdr"), "nodes", None)
     if isinstance(nodes, dict):
         measurement.attach_logs(nodes.values())
@@ -269,7 +281,7 @@ class RunCollector:
         settings = self.config.stash.get(KEY_SETTINGS, None)
         if settings is None or not (settings.report or settings.html):
             return
-        installs: list[Any] = self.config.stash.get(_INSTALLS, [])
+        installs = [i for i in self.config.stash.get(_INSTALLS, []) if i is not None]
         self.notes = report_json.write_reports(
             settings, self.drills, self.started, int(exitstatus), installs=installs,
             args=self.config.invocation_params.args,

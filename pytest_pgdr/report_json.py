@@ -86,7 +86,8 @@ def environment(installations: Iterable[Any] = (), settings: Mapping[str, Any] |
         "backend": settings.pop("backend", None),
         "image": image,
         "postgres": [{"label": i.label, "version": i.version, "source": i.source,
-                      "bindir": str(i.bindir)} for i in installations],
+                      "bindir": str(i.bindir), "image": getattr(i, "image", "") or None}
+                     for i in installations],
         "packages": _versions(),
         "python": platform.python_version(),
         "machine": _machine(),

@@ -17,7 +17,7 @@ from .host import LocalHost
 from .install import Installation, find_installation, stage_for
 from .osuser import OsUser, resolve_os_user
 from .runtime import RunDir, sweep_orphans
-from .settings import Settings
+from .settings import DOCKER_PREFIX, Settings
 from .topology import Topology
 from .wait import set_timeout_scale
 
@@ -40,24 +40,28 @@ class DockerUnavailable(PgdrError):
     """The docker backend was chosen but no Docker engine answers (drills are skipped)."""
 
 
-def resolve_installations(settings: Settings) -> list[Installation]:
-    """The installations (or images) drills run on; [] when Docker is chosen but absent."""
-    if settings.backend == "docker":
+def resolve_installations(settings: Settings) -> list[Installation | None]:
+    """One per ``settings.specs()``: installations, images (None while Docker is absent)."""
+    out: list[Installation | None] = []
+    docker_ok: bool | None = None
+    for spec in settings.specs():
+        if not spec.startswith(DOCKER_PREFIX):
+            out.append(find_installation(spec))
+            continue
         from .docker_host import docker_status, image_installation
 
-        if not docker_status()[0]:
-            return []
-        return [image_installation(image) for image in settings.image]
-    return [find_installation(spec) for spec in settings.postgres]
+        if docker_ok is None:
+            docker_ok = docker_status()[0]
+        out.append(image_installation(spec.removeprefix(DOCKER_PREFIX)) if docker_ok else None)
+    return out
 
 
 class HarnessSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         set_timeout_scale(settings.timeout_scale)
-        self.docker = settings.backend == "docker"
-        if self.docker:
-            self._check_docker()
+        self.docker = "docker" in settings.backends
+        self._docker_checked = False
         self.user: OsUser = resolve_os_user(settings.os_user)
         self.base = settings.base_dir()
         self.cache = private_dir(settings.cache_path())
@@ -70,8 +74,9 @@ class HarnessSession:
         self.kept: list[Path] = []
         atexit.register(self.close)
 
-    @staticmethod
-    def _check_docker() -> None:
+    def _check_docker(self) -> None:
+        if self._docker_checked:
+            return
         from .docker_host import docker_status, sweep_docker_orphans
 
         ok, why = docker_status()
@@ -80,13 +85,15 @@ class HarnessSession:
                 "The docker backend was chosen but Docker is not reachable", why,
                 "Start Docker or set DOCKER_HOST, or run with --pgdr-backend=local")
         sweep_docker_orphans()
+        self._docker_checked = True
 
     def installation(self, spec: str) -> Installation:
         if spec not in self._installs:
-            if self.docker:
+            if spec.startswith(DOCKER_PREFIX):
                 from .docker_host import image_installation
 
-                self._installs[spec] = image_installation(spec)
+                self._check_docker()
+                self._installs[spec] = image_installation(spec.removeprefix(DOCKER_PREFIX))
             else:
                 inst = find_installation(spec)
                 self._installs[spec] = stage_for(inst, self.user, self.cache)
@@ -114,7 +121,7 @@ class HarnessSession:
         return path
 
     def close(self) -> None:
-        if self.docker:
+        if self._docker_checked:
             from .docker_host import remove_run_containers
 
             remove_run_containers(self.run.path)

@@ -18,6 +18,7 @@ from .budget import parse_optional_duration
 from .errors import ConfigError
 
 BACKENDS = ("local", "docker")
+DOCKER_PREFIX = "docker:"
 DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "none")
@@ -33,6 +34,15 @@ def _choice(valid: tuple[str, ...]) -> Callable[[str, str], str]:
             raise ConfigError(f"Bad value {text!r} for {name}", f"valid values: {', '.join(valid)}")
         return text
     return parse
+
+
+def _backends(name: str, text: str) -> str:
+    chosen = [b.strip() for b in text.split(",") if b.strip()]
+    bad = [b for b in chosen if b not in BACKENDS]
+    if bad or not chosen:
+        raise ConfigError(f"Bad value {text!r} for {name}",
+                          f"valid values: {', '.join(BACKENDS)} (comma-separate for several)")
+    return ",".join(dict.fromkeys(chosen))
 
 
 def _bool(name: str, text: str) -> bool:
@@ -94,8 +104,9 @@ OPTIONS = (
            "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
            " bin directory; repeat or comma-separate for several (each drill runs on each)",
            multiple=True),
-    Option("backend", "local", _choice(BACKENDS),
-           "where nodes run: local processes, or docker (one container per node)"),
+    Option("backend", "local", _backends,
+           "where nodes run: local processes, docker (one container per node), or both"
+           " (local,docker: each drill runs on each)"),
     Option("image", DEFAULT_IMAGES, _specs,
            "Docker image(s) for the docker backend; repeat or comma-separate for several"
            " (each drill runs on each); build the default ones with"
@@ -145,9 +156,19 @@ class Settings:
     history: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return tuple(self.backend.split(","))
+
     def specs(self) -> tuple[str, ...]:
-        """What each drill is parametrized over: installations, or images for docker."""
-        return self.image if self.backend == "docker" else self.postgres
+        """What each drill is parametrized over: installations, and ``docker:IMAGE``s."""
+        out: list[str] = []
+        for backend in self.backends:
+            if backend == "docker":
+                out += [DOCKER_PREFIX + image for image in self.image]
+            else:
+                out += list(self.postgres)
+        return tuple(out)
 
     def base_dir(self) -> Path:
         if self.basetemp != "auto":

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.pgdr
 
 # installation specs (as for --pgdr-postgres), or images on the docker backend
 SPECS = {"local": ("15", "embedded"),
-         "docker": ("pytest-pgdr/pg15:latest", "pytest-pgdr/pg18:latest")}
+         "docker": ("docker:pytest-pgdr/pg15:latest", "docker:pytest-pgdr/pg18:latest")}
 DB = "shop"
 NOT_NULL_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
@@ -62,7 +62,7 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
     """The old and the new installation, or a skip that says which one is missing."""
     found: dict[str, Installation] = {}
     missing: list[str] = []
-    OLD, NEW = SPECS[session.settings.backend]  # noqa: N806
+    OLD, NEW = SPECS[session.settings.backends[0]]  # noqa: N806
     for spec in (OLD, NEW):
         try:
             found[spec] = session.installation(spec)
@@ -113,7 +113,7 @@ def test_dump_15_restore_18(pgdr_session: HarnessSession, dataset: Dataset,
                             pgdr_measure: Measurement) -> None:
     old_inst, new_inst = installations(pgdr_session)
     pgdr_measure.context["postgres"] = f"{old_inst.label} -> {new_inst.label}"
-    pgdr_measure.context["backend"] = pgdr_session.settings.backend
+    pgdr_measure.context["backend"] = "docker" if old_inst.image else "local"
     with pgdr_session.topology(old_inst, "xver_old") as old_topo, \
             pgdr_session.topology(new_inst, "xver_new") as new_topo:
         old = old_topo.primary(archive=False)

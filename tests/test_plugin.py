@@ -129,3 +129,25 @@ def test_primary_and_replica(pgdr, pgdr_primary, pgdr_replica, i):
     result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-n", "2")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
+
+
+def test_docker_absent_skips_docker_drills_naming_docker_host(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    pytester.makepyfile("""
+def test_primary(pgdr_primary):
+    assert pgdr_primary.scalar("SELECT 1") == 1
+""")
+    result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-rs",
+                                           "--pgdr-backend=local,docker")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines([
+        "*docker:pytest-pgdr/pg18:latest: Docker is not reachable*",
+        "*Docker is not reachable*DOCKER_HOST*",
+    ])
+
+
+def test_bad_backend_lists_valid_ones(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--pgdr-backend=k8s")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*valid values: local, docker*"])
