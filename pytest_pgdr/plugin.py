@@ -127,7 +127,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return ["pgdr: drills off (run with --pgdr to enable)"]
     lines = [f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
              f" built-in scenarios {settings.scenarios} ({src['scenarios']})"]
-    for spec, inst in zip(settings.specs(), list(config.stash.get(_INSTALLS, [])), strict=False):
+    installs: list[Any] = config.stash.get(_INSTALLS, [])
+    for spec, inst in zip(settings.specs(), installs, strict=False):
         if inst is None:
             lines.append(f"pgdr: {spec}: Docker is not reachable, its drills will be skipped")
         else:
