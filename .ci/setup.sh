@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything the whole test suite needs on a fresh machine, idempotently:
 #   - a virtualenv in .venv with pytest-pgdr (editable) and its test extras;
-#   - Debian's PostgreSQL 15 (when apt-get is there and we are root), for the second version.
+#   - Debian's PostgreSQL 15 (when apt-get is there and we are root), for the second version;
+#   - the local PostgreSQL 15 and 18 Docker images (when Docker answers), built from Debian's
+#     packages and from the embedded wheel, since no registry can be reached; reused if present.
 # Usage: bash .ci/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[test,docker]"
 
 if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -23,5 +25,10 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
         echo "setup: no /usr/lib/postgresql/15 and cannot install it (needs root and apt-get);" \
              "drills will run on the embedded PostgreSQL only" >&2
     fi
+fi
+if .venv/bin/python -c 'from pytest_pgdr.docker_host import docker_status as s; raise SystemExit(not s()[0])'; then
+    .venv/bin/python -m pytest_pgdr.images build
+else
+    echo "setup: Docker is not reachable; drills on the docker backend will be skipped" >&2
 fi
 echo "setup: done"
