@@ -31,12 +31,9 @@ WRITES = 25  # orders the application commits, one per transaction, before the D
 
 
 @pytest.fixture
-def dataset(request: pytest.FixtureRequest) -> Dataset:
-    """``pgdr_dataset`` (override it in conftest.py); ``Dataset()`` if no plugin provides it."""
-    try:
-        return request.getfixturevalue("pgdr_dataset")  # type: ignore[no-any-return]
-    except pytest.FixtureLookupError:
-        return Dataset()
+def dataset(pgdr_dataset: Dataset) -> Dataset:
+    """The data this drill protects (override ``pgdr_dataset`` in conftest.py)."""
+    return pgdr_dataset
 
 
 def bad_delete(node: Node) -> dict[str, Any]:

@@ -50,12 +50,9 @@ WHERE table_schema = 'public' AND is_nullable = 'NO' ORDER BY 1, 2
 
 
 @pytest.fixture
-def dataset(request: pytest.FixtureRequest) -> Dataset:
-    """``pgdr_dataset`` (override it in conftest.py); ``Dataset()`` if no plugin provides it."""
-    try:
-        return request.getfixturevalue("pgdr_dataset")  # type: ignore[no-any-return]
-    except pytest.FixtureLookupError:
-        return Dataset()
+def dataset(pgdr_dataset: Dataset) -> Dataset:
+    """The data this drill protects (override ``pgdr_dataset`` in conftest.py)."""
+    return pgdr_dataset
 
 
 def installations(session: HarnessSession) -> tuple[Installation, Installation]:

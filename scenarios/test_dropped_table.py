@@ -43,12 +43,9 @@ EMPLOYEES_AFTER_DROP = 4
 
 
 @pytest.fixture
-def dataset(request: pytest.FixtureRequest) -> Dataset:
-    """``pgdr_dataset`` (override it in conftest.py); ``Dataset()`` if no plugin provides it."""
-    try:
-        return request.getfixturevalue("pgdr_dataset")  # type: ignore[no-any-return]
-    except pytest.FixtureLookupError:
-        return Dataset()
+def dataset(pgdr_dataset: Dataset) -> Dataset:
+    """The data this drill protects (override ``pgdr_dataset`` in conftest.py)."""
+    return pgdr_dataset
 
 
 def drop_orders(node: Node) -> str:
