@@ -36,11 +36,15 @@ from .settings import BY_NAME, OPTIONS, Settings, resolve
 
 
 def _scenarios_dir() -> Path:
-    """Where the built-in drills are installed (``pytest_pgdr.scenarios``)."""
-    spec = importlib.util.find_spec("pytest_pgdr.scenarios")
+    """Where the built-in drills are: the installed ``pytest_pgdr.scenarios``, or the
+    top-level ``scenarios/`` of a source checkout (whose ``pytest_pgdr`` has no such package)."""
+    try:
+        spec = importlib.util.find_spec("pytest_pgdr.scenarios")
+    except ImportError:
+        spec = None
     if spec is not None and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).parent / "scenarios"
+    return Path(__file__).resolve().parent.parent / "scenarios"
 
 
 SCENARIOS_DIR = _scenarios_dir()
@@ -91,7 +95,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # reports are the controller's job under xdist
         collector = config.stash[_COLLECTOR] = RunCollector(config)
         config.pluginmanager.register(collector, "pgdr-run-collector")
-    if settings.enabled and settings.scenarios == "builtin" and _collects_directories(config):
+    if settings.enabled and settings.scenarios == "only":
+        config.args[:] = [str(SCENARIOS_DIR)]
+    elif settings.enabled and settings.scenarios == "builtin" and _collects_directories(config):
         scenarios = str(SCENARIOS_DIR)
         if not any(Path(a).resolve() == SCENARIOS_DIR.resolve() for a in config.args
                    if Path(a).exists()):

@@ -21,7 +21,7 @@ BACKENDS = ("local", "docker")
 DOCKER_PREFIX = "docker:"
 DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
-SCENARIOS = ("builtin", "none")
+SCENARIOS = ("builtin", "only", "none")
 ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
           "yes": True, "no": False}
 SHM = Path("/dev/shm")
@@ -120,7 +120,8 @@ OPTIONS = (
     Option("fsync", "off", _bool, "fsync in servers and tools (off is safe for process crashes)"),
     Option("timeout_scale", "1", _positive_float, "multiply every wait's deadline (slow CI)"),
     Option("scenarios", "builtin", _choice(SCENARIOS),
-           "with --pgdr, also collect the built-in drills (builtin) or not (none)"),
+           "with --pgdr, also collect the built-in drills (builtin), run only them (only),"
+           " or not at all (none)"),
     Option("rto", "none", parse_optional_duration,
            "RTO budget of every drill, e.g. 250ms, 30s, 2m (a drill's pgdr(rto=...) marker"
            " wins); a drill over budget fails"),

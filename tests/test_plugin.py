@@ -151,3 +151,10 @@ def test_bad_backend_lists_valid_ones(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--pgdr-backend=k8s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*valid values: local, docker*"])
+
+
+def test_scenarios_only_runs_just_the_builtin_drills(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_mine(): pass")
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=only", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_pitr_accidental_delete.py::*"])
+    assert "test_mine" not in result.stdout.str()
