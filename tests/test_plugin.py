@@ -158,3 +158,29 @@ def test_scenarios_only_runs_just_the_builtin_drills(pytester: pytest.Pytester) 
     result = pytester.runpytest("--pgdr", "--pgdr-scenarios=only", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_pitr_accidental_delete.py::*"])
     assert "test_mine" not in result.stdout.str()
+
+
+def test_keep_failed_keeps_data_and_logs_of_failed_drills_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+def test_fails(pgdr_primary):
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 99
+
+def test_passes(pgdr_primary):
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 3
+""")
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--pgdr-keep=failed")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*pgdr kept data directories*"])
+    lines = result.stdout.lines
+    kept = [line for line in lines[lines.index(next(x for x in lines if "kept data" in x)) + 1:]
+            if "pytest-pgdr-kept" in line]
+    assert len(kept) == 1 and "test_fails" in kept[0]
+    import pathlib
+    import shutil
+    root = pathlib.Path(kept[0].strip())
+    try:
+        assert (root / "primary" / "postgres.log").is_file()
+        assert (root / "primary" / "data" / "PG_VERSION").is_file()
+        assert not (root / "primary" / "data" / "postmaster.pid").exists()  # server stopped
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
