@@ -8,7 +8,10 @@ outside, and the harness keeps reading postmaster.pid, logs and the archive loca
 * one private network ``pgdr-<runid>-<label>`` per topology; a node's network alias is its name;
 * one long-lived "toolbox" container runs client programs through ``docker exec`` (fast);
 * a node's container ``pgdr-<runid>-<label>-<node>`` runs the postmaster as PID 1, as the
-  image's ``postgres`` uid:gid, publishing port 5432 on 127.0.0.1 only.
+  image's ``postgres`` uid:gid, publishing port 5432 on 127.0.0.1 only;
+* a node given a WAL limit (:meth:`DockerHost.limit_wal`) keeps ``pg_wal`` on a size-limited
+  tmpfs volume, held mounted by a ``<node>-wal`` container so that it survives the node's
+  container being replaced (a restart or a crash); :meth:`DockerHost.fill_wal` fills it.
 
 Containers and networks carry labels naming the run directory and the owning process, so
 :func:`sweep_docker_orphans` removes what a killed pytest process left (Ryuk is never used:
@@ -54,6 +57,10 @@ LABEL_NODE = "org.pytest-pgdr.node"
 LABEL_BINDIR = "org.pytest-pgdr.bindir"
 
 SERVER_PORT = 5432
+WAL_FS = "walfs"  # a WAL-limited node's tmpfs, mounted at <node dir>/walfs in its containers
+WAL_FILLER = "pgdr-disk-full"  # the file that fills it (next to pg_wal, not inside)
+WAL_SIZE_RX = re.compile(r"^[1-9][0-9]*[kmg]?$")
+FULL_SLACK = 64 * 1024  # "full": less free than this (tmpfs rounds to pages)
 SHM_SIZE = "256m"
 PING_TIMEOUT = 2.0
 API_TIMEOUT = 120
@@ -174,8 +181,9 @@ def is_orphaned(labels: Mapping[str, str]) -> bool:
     return process_start_ticks(pid) != ticks
 
 
-def _remove_all(container_ids: Iterable[str], network_ids: Iterable[str]) -> None:
-    """Force-remove containers in parallel, then the networks."""
+def _remove_all(container_ids: Iterable[str], network_ids: Iterable[str],
+                volume_names: Iterable[str] = ()) -> None:
+    """Force-remove containers in parallel, then the networks and volumes."""
     api = docker_client().api
     ids = list(container_ids)
 
@@ -185,11 +193,21 @@ def _remove_all(container_ids: Iterable[str], network_ids: Iterable[str]) -> Non
     def remove_network(net: str) -> None:
         _ignore_missing(lambda: api.remove_network(net))
 
+    def remove_volume(name: str) -> None:
+        _ignore_missing(lambda: api.remove_volume(name, force=True))
+
     if ids:
         with ThreadPoolExecutor(max_workers=min(len(ids), 8)) as pool:
             list(pool.map(remove, ids))
     for net in network_ids:
         remove_network(net)
+    for volume in volume_names:
+        remove_volume(volume)
+
+
+def _labelled_volumes(selector: str) -> list[dict[str, Any]]:
+    found = docker_client().api.volumes(filters={"label": selector}) or {}
+    return list(found.get("Volumes") or [])
 
 
 def _labelled(selector: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -208,8 +226,11 @@ def sweep_docker_orphans() -> list[str]:
     containers, networks = _labelled(LABEL_OWNER)
     dead_c = [c for c in containers if is_orphaned(c.get("Labels") or {})]
     dead_n = [n for n in networks if is_orphaned(n.get("Labels") or {})]
-    _remove_all([c["Id"] for c in dead_c], [n["Id"] for n in dead_n])
-    return [c["Names"][0].lstrip("/") for c in dead_c] + [n["Name"] for n in dead_n]
+    dead_v = [v for v in _labelled_volumes(LABEL_OWNER) if is_orphaned(v.get("Labels") or {})]
+    _remove_all([c["Id"] for c in dead_c], [n["Id"] for n in dead_n],
+                [v["Name"] for v in dead_v])
+    return ([c["Names"][0].lstrip("/") for c in dead_c] + [n["Name"] for n in dead_n]
+            + [v["Name"] for v in dead_v])
 
 
 def remove_run_containers(run_dir: Path) -> list[str]:
@@ -217,8 +238,10 @@ def remove_run_containers(run_dir: Path) -> list[str]:
     if not docker_status()[0]:
         return []
     containers, networks = _labelled(f"{LABEL_RUNDIR}={run_dir}")
-    _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks])
-    return [c["Names"][0].lstrip("/") for c in containers] + [n["Name"] for n in networks]
+    volumes = [v["Name"] for v in _labelled_volumes(f"{LABEL_RUNDIR}={run_dir}")]
+    _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks], volumes)
+    return ([c["Names"][0].lstrip("/") for c in containers] + [n["Name"] for n in networks]
+            + volumes)
 
 
 # images ---------------------------------------------------------------------------------
@@ -444,6 +467,7 @@ class DockerHost(LocalHost):
         self.processes: dict[str, ContainerProcess] = {}
         self._published: dict[int, str] = {}
         self._ports: dict[str, int] = {}
+        self.wal_limits: dict[str, WalLimit] = {}
         self._closed = False
         self.make_dir(root, 0o711)
         self.network = self._create_network()
@@ -470,13 +494,17 @@ class DockerHost(LocalHost):
         return network.create()
 
     def _container(self, name: str, entrypoint: list[str], command: list[str],
-                   role: str, alias: str) -> Any:
-        """A testcontainers DockerContainer on this host's network, mount, user and labels."""
+                   role: str, alias: str, wal: WalLimit | None = None) -> Any:
+        """A testcontainers DockerContainer on this host's network, mounts, user and labels
+        (with ``wal``, the node's WAL tmpfs volume too)."""
         tc = _testcontainers()
+        volumes = [(str(self.root), str(self.root), "rw")]
+        if wal is not None:
+            volumes.append((wal.volume, str(wal.mount), "rw"))
         return tc.DockerContainer(
             self.image, docker_client_kw=self._client_kw(), command=command, name=name,
             network=self.network, network_aliases=[alias],
-            volumes=[(str(self.root), str(self.root), "rw")],
+            volumes=volumes,
             entrypoint=entrypoint, user=f"{self.user.uid}:{self.user.gid}",
             labels={**self.labels, LABEL_ROLE: role, LABEL_NODE: alias},
             shm_size=SHM_SIZE, working_dir="/", env=self.base_env(),
@@ -521,7 +549,7 @@ class DockerHost(LocalHost):
                       port: int) -> str:
         script = f'exec "$@" >> {shlex.quote(str(log_path))} 2>&1'
         box = self._container(name, ["sh", "-c", script, "sh"], [str(a) for a in argv],
-                              "server", node)
+                              "server", node, self.wal_limits.get(node))
         box.ports = {f"{SERVER_PORT}/tcp": ("127.0.0.1", port)}
         return _start(box)
 
@@ -570,6 +598,91 @@ class DockerHost(LocalHost):
             "host    all             all             samenet                 scram-sha-256\n"
             "host    replication     all             samenet                 scram-sha-256\n"
         )
+
+    # a size-limited pg_wal ----------------------------------------------------------------
+    def limit_wal(self, node: str, datadir: Path, size: str) -> WalLimit:
+        """Move ``node``'s ``pg_wal`` onto a tmpfs of ``size`` (``96m``, ``1g``...).
+
+        The tmpfs is a Docker volume mounted at ``<node dir>/walfs`` in the node's containers
+        (``pg_wal`` becomes a symbolic link to ``walfs/pg_wal``: the same path inside and out,
+        though this machine sees only an empty mount point). A ``<node>-wal`` container keeps
+        it mounted, so the WAL survives the node's container being replaced; the node must
+        not be running yet. The existing WAL is moved onto it.
+        """
+        if not WAL_SIZE_RX.match(size.strip().lower()):
+            raise PgdrError(f"Bad WAL limit {size!r} for {node}",
+                            "it is a size such as 64m, 96m or 1g")
+        if node in self.processes and self.processes[node].poll() is None:
+            raise PgdrError(f"Cannot limit the WAL of {node} while it runs",
+                            "the tmpfs is chosen when its container is created",
+                            "Give wal_limit= when creating the node")
+        if node in self.wal_limits:
+            return self.wal_limits[node]
+        mount = self.make_dir(datadir.parent / WAL_FS)
+        volume = f"{self.prefix}-{node}-wal"
+        options = f"size={size.strip().lower()},uid={self.user.uid},gid={self.user.gid},mode=0700"
+        self.api.create_volume(volume, driver="local",
+                               driver_opts={"type": "tmpfs", "device": "tmpfs", "o": options},
+                               labels={**self.labels, LABEL_ROLE: "wal", LABEL_NODE: node})
+        limit = WalLimit(node, volume, mount, size.strip().lower(), "")
+        holder = self._container(f"{self.prefix}-{node}-wal", ["sleep"], ["infinity"], "wal",
+                                 f"{node}-wal", limit)
+        limit = self.wal_limits[node] = WalLimit(node, volume, mount, limit.size, _start(holder))
+        pg_wal, target = datadir / "pg_wal", mount / "pg_wal"
+        self._exec_checked(limit.holder, (
+            f"[ -L {_q(pg_wal)} ] || {{ mkdir {_q(target)} && cp -a {_q(pg_wal)}/. {_q(target)}/"
+            f" && rm -rf {_q(pg_wal)} && ln -s {_q(target)} {_q(pg_wal)}; }}"),
+            f"move the WAL of {node} onto its tmpfs")
+        return limit
+
+    def wal_space(self, node: str) -> tuple[int, int]:
+        """(size, free bytes) of ``node``'s WAL tmpfs."""
+        limit = self._wal_limit(node)
+        out = self._exec_checked(limit.holder, f"df -P -B1 {_q(limit.mount)} | tail -n 1",
+                                 f"read the free space of {node}'s WAL tmpfs")
+        fields = out.split()
+        return int(fields[1]), int(fields[3])
+
+    def fill_wal(self, node: str) -> int:
+        """Fill ``node``'s WAL tmpfs to the last byte with a filler file; its size."""
+        limit = self._wal_limit(node)
+        filler = limit.mount / WAL_FILLER
+        self._exec_checked(limit.holder, f"dd if=/dev/zero of={_q(filler)} bs=1M 2>/dev/null;"
+                           f" dd if=/dev/zero of={_q(filler)} bs=4k oflag=append conv=notrunc"
+                           " 2>/dev/null; true", f"fill the WAL tmpfs of {node}")
+        size, free = self.wal_space(node)
+        if free >= FULL_SLACK:
+            raise DockerError(f"The WAL tmpfs of {node} did not fill up",
+                              f"{free} of {size} bytes are still free after writing the filler")
+        out = self._exec_checked(limit.holder, f"stat -c %s {_q(filler)}", "size the filler")
+        return int(out.strip())
+
+    def relieve_wal(self, node: str) -> None:
+        """Remove the filler from ``node``'s WAL tmpfs."""
+        limit = self._wal_limit(node)
+        self._exec_checked(limit.holder, f"rm -f {_q(limit.mount / WAL_FILLER)}",
+                           f"remove the filler from the WAL tmpfs of {node}")
+
+    def _wal_limit(self, node: str) -> WalLimit:
+        if node not in self.wal_limits:
+            raise PgdrError(f"Node {node} has no size-limited pg_wal",
+                            "a full disk is injected into the tmpfs chosen at its creation",
+                            "Create it with wal_limit=, e.g. pgdr.primary(wal_limit='96m')")
+        return self.wal_limits[node]
+
+    def _exec_checked(self, container_id: str, script: str, what: str) -> str:
+        """Run a shell script in one of this host's containers; its output, or DockerError."""
+        import docker.errors
+
+        try:
+            exec_id = self.api.exec_create(container_id, ["sh", "-c", script])["Id"]
+            output = self.api.exec_start(exec_id).decode("utf-8", "replace")
+            code = self.api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.APIError as exc:
+            raise DockerError(f"Docker could not {what}", _short(exc)) from None
+        if code != 0:
+            raise DockerError(f"Could not {what} (exit code {code})", output.strip()[-300:])
+        return str(output)
 
     # signals and faults -----------------------------------------------------------------
     def signal(self, proc: Any, sig: int, group: bool = False) -> None:
@@ -694,7 +807,9 @@ class DockerHost(LocalHost):
             return
         self._closed = True
         containers, networks = _labelled(f"{LABEL_HOST}={self.prefix}")
-        _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks])
+        volumes = [v["Name"] for v in _labelled_volumes(f"{LABEL_HOST}={self.prefix}")]
+        _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks], volumes)
+        self.wal_limits.clear()
         for proc in self.processes.values():
             proc.poll()
         for port in self._ports.values():
@@ -703,6 +818,21 @@ class DockerHost(LocalHost):
         self._published.clear()
         with contextlib.suppress(Exception):
             self.network._docker.client.close()
+
+
+@dataclass(frozen=True)
+class WalLimit:
+    """A node's size-limited pg_wal: the tmpfs volume, its mount point, the holder container."""
+
+    node: str
+    volume: str
+    mount: Path
+    size: str
+    holder: str
+
+
+def _q(path: Path | str) -> str:
+    return shlex.quote(str(path))
 
 
 def _feed(raw: socket.socket, text: str) -> threading.Thread:

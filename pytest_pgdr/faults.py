@@ -7,7 +7,11 @@ Each fault is a context manager that heals itself on exit, whatever happened ins
 
 or a pair of calls: ``f = freeze(node); f.start(); ...; f.stop()``. ``heal_all()`` undoes every
 fault still active (for teardown code). A fault the node's backend cannot inject raises
-:class:`FaultUnsupported`, which the pytest plugin reports as a skip.
+:class:`FaultUnsupported`, which the pytest plugin reports as a skip; ``check()`` raises it
+without injecting anything, so a drill can skip before it builds its topology.
+
+``disk_full`` needs a node created with a size-limited ``pg_wal`` (``limit_wal``, or
+``pgdr.primary(wal_limit="96m")``): on the Docker backend a tmpfs volume of that size.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .errors import PgdrError, VersionSkip
+from .errors import ConfigError, PgdrError, VersionSkip
 
 if TYPE_CHECKING:
     from .node import Node
@@ -44,8 +48,13 @@ class Fault:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.what} {'active' if self.active else 'healed'}>"
 
+    def check(self) -> Fault:
+        """Raise :class:`FaultUnsupported` if this fault cannot be injected here (no effect)."""
+        return self
+
     def start(self) -> Fault:
         if not self.active:
+            self.check()
             self._inject()
             self.active = True
             _ACTIVE.append(self)
@@ -114,28 +123,48 @@ class crash(Fault):  # noqa: N801 - used like a function: with crash(node)
 
 
 class freeze(Fault):  # noqa: N801
-    """Stop every process of the node (SIGSTOP of its process group, or ``docker pause``);
-    they continue (SIGCONT / ``docker unpause``) when healed."""
+    """Stop every process of the node (``docker pause``; locally SIGSTOP of the postmaster's
+    process group, then of each child's: PostgreSQL's children are process-group leaders of
+    their own); they continue (``docker unpause`` / SIGCONT) when healed."""
 
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node = node
         self.what = f"freeze of {node.name}"
         self._proc: Any = None
+        self._groups: list[int] = []
 
     def _inject(self) -> None:
         self._proc = _running_proc(self.node, "freeze")
         if _backend(self.node) == "docker":
             self.node.host.freeze(self._proc)  # type: ignore[attr-defined]
-        else:
-            os.killpg(self._proc.pid, signal.SIGSTOP)
+            return
+        os.killpg(self._proc.pid, signal.SIGSTOP)  # first: a stopped postmaster forks no more
+        self._groups = [self._proc.pid]
+        for child in _child_pids(self._proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGSTOP)
+                self._groups.append(child)
 
     def _heal(self) -> None:
         if _backend(self.node) == "docker":
             self.node.host.thaw(self._proc)  # type: ignore[attr-defined]
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, signal.SIGCONT)
+        for group in reversed(self._groups or [self._proc.pid]):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGCONT)
+
+
+def _child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
 
 
 class partition(Fault):  # noqa: N801
@@ -147,13 +176,16 @@ class partition(Fault):  # noqa: N801
         self.what = f"network partition of {node.name}"
         self._proc: Any = None
 
-    def _inject(self) -> None:
+    def check(self) -> partition:
         if _backend(self.node) != "docker":
             raise FaultUnsupported(
-                f"A network partition of {self.node.name} is not supported on the local backend",
+                "Network partitions are not supported on the local backend",
                 "local servers share this machine's loopback; there is no network to cut",
                 "Run this drill on the Docker backend",
             )
+        return self
+
+    def _inject(self) -> None:
         self._proc = _running_proc(self.node, "partition")
         self.node.host.disconnect(self._proc)  # type: ignore[attr-defined]
 
@@ -187,20 +219,49 @@ class archive_failure(Fault):  # noqa: N801
         os.rename(self.aside, self.wal)
 
 
+LOCAL_DISK_WHY = ("a size-limited file system for one node's pg_wal needs the Docker backend"
+                  " (a tmpfs volume); filling the data directory's file system here would fill"
+                  " this machine's disk for every other process too")
+
+
+def limit_wal(node: Node, size: str) -> None:
+    """Give ``node`` (not yet started) a ``pg_wal`` on a file system of ``size`` (``96m``), so
+    that :class:`disk_full` can fill it. Docker backend only: :class:`FaultUnsupported` here."""
+    if _backend(node) != "docker":
+        raise FaultUnsupported(f"A size-limited pg_wal for {node.name} is not supported on the"
+                               " local backend", LOCAL_DISK_WHY, "Run this drill on the Docker"
+                               " backend")
+    node.host.limit_wal(node.name, node.datadir, size)  # type: ignore[attr-defined]
+
+
 class disk_full(Fault):  # noqa: N801
-    """A full file system under the node's ``pg_wal`` (not injectable yet)."""
+    """The file system under the node's ``pg_wal`` is full; healing frees the space again.
+
+    On the Docker backend the node's WAL tmpfs (see :func:`limit_wal`) is filled to the last
+    byte with a filler file (``docker exec``), and the filler is removed on heal. The server
+    itself is not touched: what it does (PANIC at the next WAL segment) is the drill's to see.
+    Not injectable on the local backend (:class:`FaultUnsupported`).
+    """
 
     def __init__(self, node: Node, path: str = "pg_wal") -> None:
         super().__init__()
         self.node = node
+        self.path = path
         self.what = f"disk full under {node.name}/{path}"
+        self.filler_bytes = 0
+
+    def check(self) -> disk_full:
+        if _backend(self.node) != "docker":
+            raise FaultUnsupported(f"Injecting a full disk into {self.node.name} is not"
+                                   " supported on the local backend", LOCAL_DISK_WHY,
+                                   "Run this drill on the Docker backend")
+        if self.path != "pg_wal":
+            raise ConfigError(f"Cannot fill {self.path} of {self.node.name}",
+                              "only pg_wal can be put on a size-limited file system")
+        return self
 
     def _inject(self) -> None:
-        if _backend(self.node) == "docker":
-            why = ("the data directory is bind-mounted from this machine; a size-limited tmpfs"
-                   " for it must be chosen when the node's container is created")
-        else:
-            why = ("filling the data directory's file system would fill this machine's disk"
-                   " for every other process too")
-        raise FaultUnsupported(f"Injecting a full disk into {self.node.name} is not supported",
-                               why, "Leave this drill out, or simulate it with archive_failure")
+        self.filler_bytes = self.node.host.fill_wal(self.node.name)  # type: ignore[attr-defined]
+
+    def _heal(self) -> None:
+        self.node.host.relieve_wal(self.node.name)  # type: ignore[attr-defined]

@@ -149,14 +149,23 @@ class Topology:
 
     # primaries --------------------------------------------------------------------------
     def primary(self, name: str = "primary", archive: bool = True,
-                settings: Mapping[str, object] | None = None, start: bool = True) -> Node:
-        """A new, independent primary (its own system identifier), archiving if asked."""
+                settings: Mapping[str, object] | None = None, start: bool = True,
+                wal_limit: str | None = None) -> Node:
+        """A new, independent primary (its own system identifier), archiving if asked.
+
+        ``wal_limit`` (e.g. ``"96m"``) puts its ``pg_wal`` on a file system of that size, for
+        ``faults.disk_full`` (Docker backend; ``FaultUnsupported`` on the local one).
+        """
         node = self._new_node(self._name("primary", name))
         template = ensure_template(self.inst, self.host.user, self.cache_dir,
                                    runner=self.host, scratch=self.root)
         node.datadir.rmdir() if node.datadir.exists() else None
         copy_datadir(template, node.datadir)
         set_system_identifier(node.datadir, new_system_identifier())
+        if wal_limit is not None:
+            from .faults import limit_wal
+
+            limit_wal(node, wal_limit)
         if archive:
             node.conf.update(self.archive_settings())
         node.conf.update(settings or {})
