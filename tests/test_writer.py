@@ -98,10 +98,11 @@ def test_sync_failover_writer_follows_and_loses_nothing(pgdr, pgdr_measure) -> N
         w.wait_for_acks(20)
         rto = pgdr_measure.declare_disaster()
         primary.crash()
-        rto.lap("crash primary")
+        # docker kill takes a moment: commits may still be acknowledged until it returns
+        crashed_at = rto.started_at + rto.lap("crash primary")
         pgdr.promote(replica)
         rto.lap("promote replica")
-        first = w.wait_for_acks(1, after=rto.started_at)
+        first = w.wait_for_acks(1, after=crashed_at)
         rto.stop("first write on new primary")
     assert (first.node, first.timeline) == (replica.name, 2)
     outage = w.outage(fault_at=rto.started_at)
