@@ -24,6 +24,15 @@ def redact(text: str) -> str:
     return text
 
 
+def _sentence(text: str) -> str:
+    """End with a full stop; capitalize a plain first word (never a name like pg_dump)."""
+    text = text.strip().rstrip(".")
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():
+        text = text[:1].upper() + text[1:]
+    return text + "."
+
+
 class PgdrError(Exception):
     """Base class: ``what`` happened, ``why``, what to ``do``, and the log lines that matter."""
 
@@ -43,11 +52,7 @@ class PgdrError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        parts = [self.what.rstrip(".") + "."]
-        if self.why:
-            parts.append(self.why.rstrip(".") + ".")
-        if self.do:
-            parts.append(self.do.rstrip(".") + ".")
+        parts = [_sentence(text) for text in (self.what, self.why, self.do) if text]
         text = " ".join(parts)
         if self.log_lines:
             shown = "\n".join("    " + line for line in self.log_lines)

@@ -43,7 +43,7 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\npgdr_backend = cloud\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*Bad value 'cloud' for --pgdr-backend*valid values: local*"])
+    result.stderr.fnmatch_lines(["*Bad value 'cloud' for --pgdr-backend*Valid values: local*"])
 
 
 def test_missing_binaries_is_one_clear_usage_error(pytester: pytest.Pytester) -> None:
@@ -150,7 +150,7 @@ def test_primary(pgdr_primary):
 def test_bad_backend_lists_valid_ones(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--pgdr-backend=k8s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*valid values: local, docker*"])
+    result.stderr.fnmatch_lines(["*Valid values: local, docker*"])
 
 
 def test_scenarios_only_runs_just_the_builtin_drills(pytester: pytest.Pytester) -> None:

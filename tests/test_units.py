@@ -83,7 +83,7 @@ def test_recovery_target_settings() -> None:
 
 
 def test_recovery_target_rejects_bad_input() -> None:
-    with pytest.raises(ConfigError, match="valid actions: promote, pause, shutdown"):
+    with pytest.raises(ConfigError, match="Valid actions: promote, pause, shutdown"):
         RecoveryTarget.name("x", action="explode")
     with pytest.raises(ConfigError, match="time zone"):
         import datetime as dt
@@ -105,5 +105,5 @@ def test_errors_are_one_paragraph_and_redact_secrets() -> None:
     err = PgdrError("Login failed with s3cr3t-password", "bad", "fix it", ["FATAL: x"])
     text = str(err)
     assert "s3cr3t-password" not in text and "********" in text
-    assert text.startswith("Login failed with ********. bad. fix it.")
+    assert text.startswith("Login failed with ********. Bad. Fix it.")
     assert redact("no secret here") == "no secret here"
