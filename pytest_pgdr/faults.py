@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, PgdrError, VersionSkip
+from .runtime import child_pids
 
 if TYPE_CHECKING:
     from .node import Node
@@ -141,7 +142,7 @@ class freeze(Fault):  # noqa: N801
             return
         os.killpg(self._proc.pid, signal.SIGSTOP)  # first: a stopped postmaster forks no more
         self._groups = [self._proc.pid]
-        for child in _child_pids(self._proc.pid):
+        for child in child_pids(self._proc.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child, signal.SIGSTOP)
                 self._groups.append(child)
@@ -154,17 +155,6 @@ class freeze(Fault):  # noqa: N801
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGCONT)
 
-
-def _child_pids(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 class partition(Fault):  # noqa: N801

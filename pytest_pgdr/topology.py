@@ -22,6 +22,7 @@ from .host import LocalHost
 from .install import Installation
 from .node import Lsn, Node
 from .recovery import RecoveryTarget
+from .runtime import child_pids
 from .template import (
     SUPERUSER,
     copy_datadir,
@@ -555,7 +556,7 @@ class Topology:
             if not isinstance(node.proc, subprocess.Popen):  # a container: stop it whole
                 self.host.kill_group(node.proc)
                 return
-            for child in _child_pids(node.proc.pid):
+            for child in child_pids(node.proc.pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(child, signal.SIGQUIT)
         try:
@@ -578,17 +579,6 @@ def _log_lines(node: Node, offset: int, extra: str, count: int = 15) -> list[str
     return [line for line in node.log.lines(offset)
             if line in important or rx.search(line)][-count:]
 
-
-def _child_pids(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux /proc; the local host)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 def _has_target(conf: Mapping[str, object]) -> bool:
