@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_pgdr import Backup, ConfigError, Lsn, RecoveryError, Topology
+from pytest_pgdr.runtime import child_pids
 from pytest_pgdr.topology import (
-    _child_pids,
     _has_target,
     _read_backup_label,
     _why_recovery_failed,
@@ -123,8 +123,8 @@ def test_combine_needs_backups_of_this_topology() -> None:
 def test_child_pids_finds_a_child_process() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert child.pid in _child_pids(os.getpid())
-        assert os.getpid() not in _child_pids(os.getpid())
+        assert child.pid in child_pids(os.getpid())
+        assert os.getpid() not in child_pids(os.getpid())
     finally:
         child.kill()
         child.wait()
