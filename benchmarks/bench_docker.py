@@ -36,8 +36,10 @@ from pytest_pgdr.wait import poll  # noqa: E402
 IMAGE = "pytest-pgdr/pg15:latest"
 LOCAL = "embedded"
 PLAIN_DATA = "/pgdata"  # a tmpfs: faster than the official image's volume (favours plain)
-PLAIN_COMMAND = (f"initdb -D {PLAIN_DATA}/data -U postgres -A trust --no-sync >/dev/null"
-                 f" && exec postgres -D {PLAIN_DATA}/data -c listen_addresses='*'")
+PLAIN_COMMAND = (
+    f"initdb -D {PLAIN_DATA}/data -U postgres -A trust --no-sync >/dev/null"
+    f" && exec postgres -D {PLAIN_DATA}/data -c listen_addresses='*'"
+)
 
 
 def pair(topo: Topology) -> None:
@@ -80,12 +82,21 @@ def plain_start(image: str, official: bool) -> Callable[[], Any]:
     from testcontainers.core.container import DockerContainer
 
     def start() -> Any:
-        box = DockerContainer(image, entrypoint=["sh", "-c"], command=shlex.quote(PLAIN_COMMAND),
-                              user="postgres", labels=owner_labels())  # swept if killed
+        box = DockerContainer(
+            image,
+            entrypoint=["sh", "-c"],
+            command=shlex.quote(PLAIN_COMMAND),
+            user="postgres",
+            labels=owner_labels(),
+        )  # swept if killed
         box.tmpfs[PLAIN_DATA] = "mode=1777"
         box.with_exposed_ports(5432).start()
-        poll(lambda: box.exec(["pg_isready", "-q", "-h", "127.0.0.1"]).exit_code == 0,
-             "the plain container's server to be ready", 60, interval=0.01)
+        poll(
+            lambda: box.exec(["pg_isready", "-q", "-h", "127.0.0.1"]).exit_code == 0,
+            "the plain container's server to be ready",
+            60,
+            interval=0.01,
+        )
         return box
 
     return start
@@ -129,18 +140,24 @@ def main() -> None:
         two_plain, one_plain = timed_plain(args.image, official, args.runs)
     finally:
         session.close()
-    plain = ("testcontainers PostgresContainer" if official else
-             "DockerContainer running initdb + postgres (data on a tmpfs), ready at pg_isready;"
-             " PostgresContainer needs the official entrypoint, which this image lacks")
+    plain = (
+        "testcontainers PostgresContainer"
+        if official
+        else "DockerContainer running initdb + postgres (data on a tmpfs), ready at pg_isready;"
+        " PostgresContainer needs the official entrypoint, which this image lacks"
+    )
     print(f"pytest-pgdr docker benchmark: {inst.describe()}, median of {args.runs} runs")
-    print(f"  primary + caught-up replica, docker backend  {docker_pair:7.3f} s"
-          f"   (network + toolbox {docker_setup:.3f} s)")
-    print(f"  primary + caught-up replica, local backend   {local_pair:7.3f} s"
-          f"   ({local.label})")
+    print(
+        f"  primary + caught-up replica, docker backend  {docker_pair:7.3f} s"
+        f"   (network + toolbox {docker_setup:.3f} s)"
+    )
+    print(f"  primary + caught-up replica, local backend   {local_pair:7.3f} s   ({local.label})")
     print(f"  one plain container start                    {one_plain:7.3f} s")
     print(f"  two plain container starts                   {two_plain:7.3f} s")
-    print(f"  docker pair / two plain starts               {docker_pair / two_plain:7.2f} x"
-          f"   (target <= 1.00 x: {'met' if docker_pair <= two_plain else 'NOT met'})")
+    print(
+        f"  docker pair / two plain starts               {docker_pair / two_plain:7.2f} x"
+        f"   (target <= 1.00 x: {'met' if docker_pair <= two_plain else 'NOT met'})"
+    )
     print(f"  plain start = {plain}")
 
 

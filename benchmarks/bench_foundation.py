@@ -22,9 +22,11 @@ from pytest_pgdr.fixtures import EMPLOYEES
 from pytest_pgdr.template import ensure_template
 
 HERE = Path(__file__).parent
-INSERT = ("INSERT INTO employees (full_name, dept, salary) SELECT 'Employee ' || g,"
-          " (ARRAY['IT','Finance','HR','Ops'])[mod(g, 4) + 1], 1000 + g"
-          " FROM generate_series(%s::int, %s::int) g")
+INSERT = (
+    "INSERT INTO employees (full_name, dept, salary) SELECT 'Employee ' || g,"
+    " (ARRAY['IT','Finance','HR','Ops'])[mod(g, 4) + 1], 1000 + g"
+    " FROM generate_series(%s::int, %s::int) g"
+)
 
 
 def node_ready(topo: Topology) -> None:
@@ -77,8 +79,14 @@ def raw_script(session: HarnessSession, spec: str, runs: int) -> float:
     for i in range(runs):
         work = session.host.make_dir(session.run.path / f"raw{i}")
         ports = [session.run.claim_port(), session.run.claim_port()]
-        argv = ["bash", str(script), str(inst.bindir), str(template), str(work / "w"),
-                *map(str, ports)]
+        argv = [
+            "bash",
+            str(script),
+            str(inst.bindir),
+            str(template),
+            str(work / "w"),
+            *map(str, ports),
+        ]
         started = time.perf_counter()
         proc = session.host.run(argv, timeout=120)
         samples.append(time.perf_counter() - started)
@@ -97,8 +105,10 @@ def main() -> None:
     try:
         inst = session.installation(args.postgres)
         timed(session, args.postgres, node_ready, 1)  # warm the template cache
-        print(f"pytest-pgdr foundation benchmark: {inst.describe()}, data in {session.base},"
-              f" median of {args.runs} runs")
+        print(
+            f"pytest-pgdr foundation benchmark: {inst.describe()}, data in {session.base},"
+            f" median of {args.runs} runs"
+        )
         ready = timed(session, args.postgres, node_ready, args.runs)
         pair = timed(session, args.postgres, primary_and_replica, args.runs)
         drill = timed(session, args.postgres, pitr_drill, args.runs)

@@ -21,9 +21,22 @@ TARGET_S = 90.0
 
 
 def run_suite(backend: str, workers: int, extra: list[str], junit: Path) -> tuple[float, int]:
-    argv = [sys.executable, "-m", "pytest", "--pgdr", "--pyargs", "pytest_pgdr.scenarios",
-            "-p", "no:cacheprovider", "-q", "-n", str(workers), f"--pgdr-backend={backend}",
-            f"--junitxml={junit}", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pgdr",
+        "--pyargs",
+        "pytest_pgdr.scenarios",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-n",
+        str(workers),
+        f"--pgdr-backend={backend}",
+        f"--junitxml={junit}",
+        *extra,
+    ]
     if backend == "local" and Path("/usr/lib/postgresql/15/bin/postgres").exists():
         argv += ["--pgdr-postgres", "embedded", "--pgdr-postgres", "15"]
     started = time.perf_counter()
@@ -34,9 +47,15 @@ def run_suite(backend: str, workers: int, extra: list[str], junit: Path) -> tupl
 def per_drill(junit: Path) -> list[tuple[float, str, str]]:
     rows = []
     for case in ET.parse(junit).iter("testcase"):
-        outcome = "skipped" if case.find("skipped") is not None else (
-            "failed" if case.find("failure") is not None or case.find("error") is not None
-            else "passed")
+        outcome = (
+            "skipped"
+            if case.find("skipped") is not None
+            else (
+                "failed"
+                if case.find("failure") is not None or case.find("error") is not None
+                else "passed"
+            )
+        )
         rows.append((float(case.get("time", 0)), case.get("name", ""), outcome))
     return sorted(rows, reverse=True)
 
@@ -50,8 +69,10 @@ def main() -> None:
         junit = Path(tmp) / "suite.xml"
         wall, code = run_suite(args.backend, args.workers, extra, junit)
         rows = per_drill(junit)
-    print(f"built-in drills, backend {args.backend}, -n {args.workers}: {len(rows)} tests,"
-          f" exit code {code}")
+    print(
+        f"built-in drills, backend {args.backend}, -n {args.workers}: {len(rows)} tests,"
+        f" exit code {code}"
+    )
     print(f"  whole suite wall time  {wall:6.1f} s   (target <= {TARGET_S:.0f} s, local -n 2)")
     print(f"  sum of drill times     {sum(r[0] for r in rows):6.1f} s")
     for seconds, name, outcome in rows:

@@ -34,9 +34,11 @@ def parse_duration(text: str | float, name: str = "duration") -> float:
         return float(text)
     match = DURATION.match(str(text))
     if match is None:
-        raise ConfigError(f"Bad value {text!r} for {name}",
-                          "valid durations: a number with ms, s, m or h (250ms, 30s, 2m, 1h),"
-                          " a bare number of seconds, or none")
+        raise ConfigError(
+            f"Bad value {text!r} for {name}",
+            "valid durations: a number with ms, s, m or h (250ms, 30s, 2m, 1h),"
+            " a bare number of seconds, or none",
+        )
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
@@ -73,8 +75,11 @@ class Budget:
         return self.rto_s is None and self.rpo_s is None and not self.phases
 
     @classmethod
-    def build(cls, marker: Mapping[str, Any], defaults: Mapping[str, tuple[float | None, str]],
-              ) -> Budget:
+    def build(
+        cls,
+        marker: Mapping[str, Any],
+        defaults: Mapping[str, tuple[float | None, str]],
+    ) -> Budget:
         """Marker keywords (``rto``, ``rpo``, ``phases``) win over ``defaults`` (value, source)."""
         values: dict[str, float | None] = {}
         sources: dict[str, str] = {}
@@ -84,13 +89,19 @@ class Budget:
                 sources[key] = "marker"
             else:
                 values[key], sources[key] = defaults.get(key, (None, "default"))
-        phases = {str(name): parse_duration(limit, f"pgdr marker phases[{name!r}]")
-                  for name, limit in dict(marker.get("phases") or {}).items()}
+        phases = {
+            str(name): parse_duration(limit, f"pgdr marker phases[{name!r}]")
+            for name, limit in dict(marker.get("phases") or {}).items()
+        }
         return cls(values["rto"], values["rpo"], phases, sources)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rto_s": self.rto_s, "rpo_s": self.rpo_s, "phases": dict(self.phases),
-                "sources": dict(self.sources)}
+        return {
+            "rto_s": self.rto_s,
+            "rpo_s": self.rpo_s,
+            "phases": dict(self.phases),
+            "sources": dict(self.sources),
+        }
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,12 @@ class Check:
     indent: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"figure": self.figure, "measured": self.measured, "allowed": self.allowed,
-                "status": self.status}
+        return {
+            "figure": self.figure,
+            "measured": self.measured,
+            "allowed": self.allowed,
+            "status": self.status,
+        }
 
 
 @dataclass(frozen=True)
@@ -136,7 +151,7 @@ class Verdict:
             mark = {OVER: "  <-- OVER BUDGET", UNMEASURED: "  <-- NOT MEASURED"}.get(c.status, "")
             label = "  " * c.indent + c.figure
             rows.append(f"  {label:<{width}}  {c.measured:>12}  {c.allowed:>12}{mark}")
-        return (f"pgdr: {drill} is over its recovery budget ({names}).\n" + "\n".join(rows))
+        return f"pgdr: {drill} is over its recovery budget ({names}).\n" + "\n".join(rows)
 
 
 def judge(budget: Budget, data: Mapping[str, Any]) -> Verdict:
@@ -159,13 +174,26 @@ def _rto_checks(budget: Budget, rto: Mapping[str, Any] | None) -> list[Check]:
     required = budget.sources.get("rto") == "marker"
     if total is None and not required and not budget.phases:
         return []
-    checks = [Check("RTO", format_duration(total), format_duration(budget.rto_s),
-                    _status(total, budget.rto_s, required))]
+    checks = [
+        Check(
+            "RTO",
+            format_duration(total),
+            format_duration(budget.rto_s),
+            _status(total, budget.rto_s, required),
+        )
+    ]
     measured = {p["name"]: p["seconds"] for p in (rto or {}).get("phases", [])}
     for name in list(measured) + [n for n in budget.phases if n not in measured]:
         allowed = budget.phases.get(name)
-        checks.append(Check(name, format_duration(measured.get(name)), format_duration(allowed),
-                            _status(measured.get(name), allowed), indent=1))
+        checks.append(
+            Check(
+                name,
+                format_duration(measured.get(name)),
+                format_duration(allowed),
+                _status(measured.get(name), allowed),
+                indent=1,
+            )
+        )
     return checks
 
 
@@ -179,15 +207,25 @@ def _rpo_checks(budget: Budget, rpo: Mapping[str, Any] | None) -> list[Check]:
     status = _status(window, budget.rpo_s)
     if budget.rpo_s == 0 and lost:
         status = OVER
-    checks = [Check("RPO (loss window)", format_duration(window),
-                    format_duration(budget.rpo_s), status)]
+    checks = [
+        Check("RPO (loss window)", format_duration(window), format_duration(budget.rpo_s), status)
+    ]
     if lost is not None:
-        checks.append(Check("commits lost", str(lost),
-                            "0" if budget.rpo_s == 0 else "-",
-                            status if budget.rpo_s == 0 else NO_BUDGET, indent=1))
+        checks.append(
+            Check(
+                "commits lost",
+                str(lost),
+                "0" if budget.rpo_s == 0 else "-",
+                status if budget.rpo_s == 0 else NO_BUDGET,
+                indent=1,
+            )
+        )
     if rpo.get("wal_bytes") is not None:
-        checks.append(Check("WAL not on new timeline", format_bytes(rpo["wal_bytes"]), "-",
-                            NO_BUDGET, indent=1))
+        checks.append(
+            Check(
+                "WAL not on new timeline", format_bytes(rpo["wal_bytes"]), "-", NO_BUDGET, indent=1
+            )
+        )
     return checks
 
 

@@ -86,7 +86,8 @@ CREATE TABLE documents (
 """
 
 RUNBOOK_SQL = "INSERT INTO employees (full_name, dept, salary) VALUES " + ", ".join(
-    f"('{name}', '{dept}', {salary})" for name, dept, salary in RUNBOOK_EMPLOYEES)
+    f"('{name}', '{dept}', {salary})" for name, dept, salary in RUNBOOK_EMPLOYEES
+)
 
 # %(n)s rows, names picked from the pool with co-prime strides: deterministic, well spread.
 EMPLOYEES_SQL = """
@@ -163,17 +164,22 @@ class Dataset:
     seed: int = 20240101
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.scale, int | float) and math.isfinite(self.scale)
-                and self.scale > 0):
-            raise ConfigError(f"Bad dataset scale {self.scale!r}",
-                              "it must be a number above 0 (1 = about 26,000 rows)")
+        if not (
+            isinstance(self.scale, int | float) and math.isfinite(self.scale) and self.scale > 0
+        ):
+            raise ConfigError(
+                f"Bad dataset scale {self.scale!r}",
+                "it must be a number above 0 (1 = about 26,000 rows)",
+            )
 
     # what it holds ----------------------------------------------------------------------
     @property
     def counts(self) -> dict[str, int]:
         """Rows per table right after :meth:`load` (``documents`` always holds one)."""
-        out = {name: max(MIN_ROWS[name], round(rows * self.scale))
-               for name, rows in ROWS_AT_SCALE_1.items()}
+        out = {
+            name: max(MIN_ROWS[name], round(rows * self.scale))
+            for name, rows in ROWS_AT_SCALE_1.items()
+        }
         out["documents"] = 1
         return out
 
@@ -202,15 +208,25 @@ class Dataset:
             Statement(SCHEMA),
             Statement(RUNBOOK_SQL),
             Statement(EMPLOYEES_SQL, {**names, "depts": list(DEPTS), "n": extra_employees}),
-            Statement(USERS_SQL, {**names, "domains": list(pool.domains), "epoch": EPOCH,
-                                  "n": counts["users"]}),
+            Statement(
+                USERS_SQL,
+                {**names, "domains": list(pool.domains), "epoch": EPOCH, "n": counts["users"]},
+            ),
             self._orders(1, counts["orders"]),
             Statement(DOCUMENT_SQL, {"name": DOCUMENT_NAME, "body": pool.document.encode()}),
         ]
 
     def _orders(self, first_g: int, last_g: int) -> Statement:
-        return Statement(ORDERS_SQL, {"users": self.counts["users"], "statuses": list(STATUSES),
-                                      "epoch": EPOCH, "first_g": first_g, "last_g": last_g})
+        return Statement(
+            ORDERS_SQL,
+            {
+                "users": self.counts["users"],
+                "statuses": list(STATUSES),
+                "epoch": EPOCH,
+                "first_g": first_g,
+                "last_g": last_g,
+            },
+        )
 
     # on a server ------------------------------------------------------------------------
     def load(self, node: Node, dbname: str = "postgres") -> None:
@@ -246,7 +262,8 @@ def create_database(node: Node, dbname: str, owner: str | None = None) -> bool:
 
 def count_missing(node: Node, table: str, ids: Sequence[int], dbname: str = "postgres") -> int:
     """How many of ``ids`` have no row in ``table`` (a client-side ledger check)."""
-    query = sql.SQL("SELECT count(*) FROM unnest(%s::bigint[]) AS want(id)"
-                    " WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE t.id = want.id)"
-                    ).format(sql.Identifier(table))
+    query = sql.SQL(
+        "SELECT count(*) FROM unnest(%s::bigint[]) AS want(id)"
+        " WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE t.id = want.id)"
+    ).format(sql.Identifier(table))
     return int(node.scalar(query.as_string(None), [list(ids)], dbname=dbname))

@@ -67,8 +67,10 @@ API_TIMEOUT = 120
 PROBE_TIMEOUT = 60.0
 LONG_WAIT = 3600.0
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-BUILD_HINT = ("Build the pytest-pgdr images with 'python -m pytest_pgdr.images build', or list"
-              " the local ones with 'docker images'")
+BUILD_HINT = (
+    "Build the pytest-pgdr images with 'python -m pytest_pgdr.images build', or list"
+    " the local ones with 'docker images'"
+)
 PROBE_SCRIPT = r"""
 echo "uid=$(id -u postgres 2>/dev/null)"
 echo "gid=$(id -g postgres 2>/dev/null)"
@@ -106,13 +108,16 @@ def docker_status() -> tuple[bool, str]:
     try:
         import docker  # noqa: F401
     except ImportError:
-        return False, ("the Python package 'docker' is not installed (pip install"
-                       " 'pytest-pgdr[docker]')")
+        return False, (
+            "the Python package 'docker' is not installed (pip install 'pytest-pgdr[docker]')"
+        )
     try:
         client = _ping_client()
     except Exception as exc:
-        return False, (f"docker.from_env().ping() failed with {docker_host_text()}:"
-                       f" {_short(exc)}. Start the Docker engine or point DOCKER_HOST at one")
+        return False, (
+            f"docker.from_env().ping() failed with {docker_host_text()}:"
+            f" {_short(exc)}. Start the Docker engine or point DOCKER_HOST at one"
+        )
     version = client.api.api_version
     client.close()
     return True, f"Docker engine reachable with {docker_host_text()} (API {version})"
@@ -181,8 +186,9 @@ def is_orphaned(labels: Mapping[str, str]) -> bool:
     return process_start_ticks(pid) != ticks
 
 
-def _remove_all(container_ids: Iterable[str], network_ids: Iterable[str],
-                volume_names: Iterable[str] = ()) -> None:
+def _remove_all(
+    container_ids: Iterable[str], network_ids: Iterable[str], volume_names: Iterable[str] = ()
+) -> None:
     """Force-remove containers in parallel, then the networks and volumes."""
     api = docker_client().api
     ids = list(container_ids)
@@ -227,10 +233,12 @@ def sweep_docker_orphans() -> list[str]:
     dead_c = [c for c in containers if is_orphaned(c.get("Labels") or {})]
     dead_n = [n for n in networks if is_orphaned(n.get("Labels") or {})]
     dead_v = [v for v in _labelled_volumes(LABEL_OWNER) if is_orphaned(v.get("Labels") or {})]
-    _remove_all([c["Id"] for c in dead_c], [n["Id"] for n in dead_n],
-                [v["Name"] for v in dead_v])
-    return ([c["Names"][0].lstrip("/") for c in dead_c] + [n["Name"] for n in dead_n]
-            + [v["Name"] for v in dead_v])
+    _remove_all([c["Id"] for c in dead_c], [n["Id"] for n in dead_n], [v["Name"] for v in dead_v])
+    return (
+        [c["Names"][0].lstrip("/") for c in dead_c]
+        + [n["Name"] for n in dead_n]
+        + [v["Name"] for v in dead_v]
+    )
 
 
 def remove_run_containers(run_dir: Path) -> list[str]:
@@ -240,8 +248,7 @@ def remove_run_containers(run_dir: Path) -> list[str]:
     containers, networks = _labelled(f"{LABEL_RUNDIR}={run_dir}")
     volumes = [v["Name"] for v in _labelled_volumes(f"{LABEL_RUNDIR}={run_dir}")]
     _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks], volumes)
-    return ([c["Names"][0].lstrip("/") for c in containers] + [n["Name"] for n in networks]
-            + volumes)
+    return [c["Names"][0].lstrip("/") for c in containers] + [n["Name"] for n in networks] + volumes
 
 
 # images ---------------------------------------------------------------------------------
@@ -264,8 +271,9 @@ def _image_attrs(image: str) -> dict[str, Any]:
     try:
         client = docker_client()
     except DockerError as exc:
-        raise MissingBinaryError(f"Cannot use the Docker image {image!r}: Docker is not reachable",
-                                 exc.why) from None
+        raise MissingBinaryError(
+            f"Cannot use the Docker image {image!r}: Docker is not reachable", exc.why
+        ) from None
     try:
         return dict(client.images.get(image).attrs)
     except docker.errors.ImageNotFound:
@@ -275,8 +283,9 @@ def _image_attrs(image: str) -> dict[str, Any]:
             BUILD_HINT,
         ) from None
     except docker.errors.APIError as exc:
-        raise MissingBinaryError(f"Docker could not inspect the image {image!r}", _short(exc),
-                                 BUILD_HINT) from None
+        raise MissingBinaryError(
+            f"Docker could not inspect the image {image!r}", _short(exc), BUILD_HINT
+        ) from None
 
 
 def probe_image(image: str) -> ImageFacts:
@@ -294,15 +303,26 @@ def _probe(image: str, image_id: str, bindir: str) -> ImageFacts:
     def number(key: str) -> int | None:
         return int(facts[key]) if facts.get(key, "").isdigit() else None
 
-    return ImageFacts(image, image_id, number("uid"), number("gid"), facts.get("bindir", ""),
-                      facts.get("version", ""), frozenset(facts.get("programs", "").split()))
+    return ImageFacts(
+        image,
+        image_id,
+        number("uid"),
+        number("gid"),
+        facts.get("bindir", ""),
+        facts.get("version", ""),
+        frozenset(facts.get("programs", "").split()),
+    )
 
 
 def _run_throwaway(image_id: str, argv: list[str]) -> str:
     """Run ``argv`` in a new container of a local image (never pulled); its output."""
     client = docker_client()
     container = client.containers.create(
-        image_id, entrypoint=argv[:1], command=argv[1:], network_mode="none", user="0",
+        image_id,
+        entrypoint=argv[:1],
+        command=argv[1:],
+        network_mode="none",
+        user="0",
         labels={**owner_labels(), LABEL_ROLE: "probe"},
     )
     try:
@@ -310,8 +330,9 @@ def _run_throwaway(image_id: str, argv: list[str]) -> str:
         container.wait(timeout=PROBE_TIMEOUT)
         return str(container.logs(stdout=True, stderr=True).decode("utf-8", "replace"))
     except Exception as exc:
-        raise MissingBinaryError(f"Probing the Docker image {image_id[:19]} failed",
-                                 _short(exc), BUILD_HINT) from None
+        raise MissingBinaryError(
+            f"Probing the Docker image {image_id[:19]} failed", _short(exc), BUILD_HINT
+        ) from None
     finally:
         _ignore_missing(lambda: container.remove(force=True))
 
@@ -343,12 +364,19 @@ def image_installation(image: str) -> Installation:
     if missing or int(match.group(1)) < MIN_MAJOR:
         raise MissingBinaryError(
             f"PostgreSQL {version} in the Docker image {image!r} is unusable",
-            f"{facts.bindir} lacks {', '.join(missing)}" if missing
+            f"{facts.bindir} lacks {', '.join(missing)}"
+            if missing
             else f"pytest-pgdr supports PostgreSQL {MIN_MAJOR} and newer",
             BUILD_HINT,
         )
-    return Installation(bindir=Path(facts.bindir), version=version, source=f"docker {image}",
-                        spec=image, image=image, programs=facts.programs)
+    return Installation(
+        bindir=Path(facts.bindir),
+        version=version,
+        source=f"docker {image}",
+        spec=image,
+        image=image,
+        programs=facts.programs,
+    )
 
 
 # a server's container -------------------------------------------------------------------
@@ -391,8 +419,12 @@ class ContainerProcess:
     def wait(self, timeout: float | None = None) -> int:
         """The exit code; ``subprocess.TimeoutExpired`` if still running after ``timeout``."""
         try:
-            poll(lambda: self.poll() is not None, f"container {self.name} to exit",
-                 LONG_WAIT if timeout is None else timeout, interval=0.01)
+            poll(
+                lambda: self.poll() is not None,
+                f"container {self.name} to exit",
+                LONG_WAIT if timeout is None else timeout,
+                interval=0.01,
+            )
         except WaitTimeout:
             raise subprocess.TimeoutExpired(self.name, timeout or LONG_WAIT) from None
         assert self.returncode is not None
@@ -414,9 +446,11 @@ class ContainerProcess:
         if self._port is None:
             bindings = self.api.port(self.container_id, SERVER_PORT) or []
             if not bindings:
-                raise DockerError(f"Container {self.name} publishes no port {SERVER_PORT}",
-                                  "it has stopped or was started without publishing",
-                                  "Start the node again")
+                raise DockerError(
+                    f"Container {self.name} publishes no port {SERVER_PORT}",
+                    "it has stopped or was started without publishing",
+                    "Start the node again",
+                )
             self._port = int(bindings[0]["HostPort"])
         return self._port
 
@@ -488,13 +522,22 @@ class DockerHost(LocalHost):
         from testcontainers.core.network import Network
 
         _testcontainers()
-        network = Network(docker_client_kw=self._client_kw(),
-                          docker_network_kw={"labels": self.labels, "driver": "bridge"})
+        network = Network(
+            docker_client_kw=self._client_kw(),
+            docker_network_kw={"labels": self.labels, "driver": "bridge"},
+        )
         network.name = self.prefix
         return network.create()
 
-    def _container(self, name: str, entrypoint: list[str], command: list[str],
-                   role: str, alias: str, wal: WalLimit | None = None) -> Any:
+    def _container(
+        self,
+        name: str,
+        entrypoint: list[str],
+        command: list[str],
+        role: str,
+        alias: str,
+        wal: WalLimit | None = None,
+    ) -> Any:
         """A testcontainers DockerContainer on this host's network, mounts, user and labels
         (with ``wal``, the node's WAL tmpfs volume too)."""
         tc = _testcontainers()
@@ -502,17 +545,25 @@ class DockerHost(LocalHost):
         if wal is not None:
             volumes.append((wal.volume, str(wal.mount), "rw"))
         return tc.DockerContainer(
-            self.image, docker_client_kw=self._client_kw(), command=command, name=name,
-            network=self.network, network_aliases=[alias],
+            self.image,
+            docker_client_kw=self._client_kw(),
+            command=command,
+            name=name,
+            network=self.network,
+            network_aliases=[alias],
             volumes=volumes,
-            entrypoint=entrypoint, user=f"{self.user.uid}:{self.user.gid}",
+            entrypoint=entrypoint,
+            user=f"{self.user.uid}:{self.user.gid}",
             labels={**self.labels, LABEL_ROLE: role, LABEL_NODE: alias},
-            shm_size=SHM_SIZE, working_dir="/", env=self.base_env(),
+            shm_size=SHM_SIZE,
+            working_dir="/",
+            env=self.base_env(),
         )
 
     def _start_toolbox(self) -> str:
-        box = self._container(f"{self.prefix}-toolbox", ["sleep"], ["infinity"], "toolbox",
-                              "toolbox")
+        box = self._container(
+            f"{self.prefix}-toolbox", ["sleep"], ["infinity"], "toolbox", "toolbox"
+        )
         return _start(box)
 
     # servers ----------------------------------------------------------------------------
@@ -537,19 +588,29 @@ class DockerHost(LocalHost):
             except Exception as exc:
                 _ignore_missing(lambda: self.api.remove_container(name, force=True))
                 if host_port or attempt == 3 or not _port_taken(exc):
-                    raise DockerError(f"Docker could not start node {node} ({name})",
-                                      _short(exc), "Check 'docker info' and free ports") from None
+                    raise DockerError(
+                        f"Docker could not start node {node} ({name})",
+                        _short(exc),
+                        "Check 'docker info' and free ports",
+                    ) from None
                 self.run_dir.release_port(self._ports.pop(node))  # taken meanwhile: re-claim
         proc = ContainerProcess(self.api, container_id, name, node)
         self.processes[node] = proc
         self._published[port] = node
         return proc
 
-    def _start_server(self, name: str, node: str, argv: Sequence[str], log_path: Path,
-                      port: int) -> str:
+    def _start_server(
+        self, name: str, node: str, argv: Sequence[str], log_path: Path, port: int
+    ) -> str:
         script = f'exec "$@" >> {shlex.quote(str(log_path))} 2>&1'
-        box = self._container(name, ["sh", "-c", script, "sh"], [str(a) for a in argv],
-                              "server", node, self.wal_limits.get(node))
+        box = self._container(
+            name,
+            ["sh", "-c", script, "sh"],
+            [str(a) for a in argv],
+            "server",
+            node,
+            self.wal_limits.get(node),
+        )
         box.ports = {f"{SERVER_PORT}/tcp": ("127.0.0.1", port)}
         return _start(box)
 
@@ -610,36 +671,51 @@ class DockerHost(LocalHost):
         not be running yet. The existing WAL is moved onto it.
         """
         if not WAL_SIZE_RX.match(size.strip().lower()):
-            raise PgdrError(f"Bad WAL limit {size!r} for {node}",
-                            "it is a size such as 64m, 96m or 1g")
+            raise PgdrError(
+                f"Bad WAL limit {size!r} for {node}", "it is a size such as 64m, 96m or 1g"
+            )
         if node in self.processes and self.processes[node].poll() is None:
-            raise PgdrError(f"Cannot limit the WAL of {node} while it runs",
-                            "the tmpfs is chosen when its container is created",
-                            "Give wal_limit= when creating the node")
+            raise PgdrError(
+                f"Cannot limit the WAL of {node} while it runs",
+                "the tmpfs is chosen when its container is created",
+                "Give wal_limit= when creating the node",
+            )
         if node in self.wal_limits:
             return self.wal_limits[node]
         mount = self.make_dir(datadir.parent / WAL_FS)
         volume = f"{self.prefix}-{node}-wal"
         options = f"size={size.strip().lower()},uid={self.user.uid},gid={self.user.gid},mode=0700"
-        self.api.create_volume(volume, driver="local",
-                               driver_opts={"type": "tmpfs", "device": "tmpfs", "o": options},
-                               labels={**self.labels, LABEL_ROLE: "wal", LABEL_NODE: node})
+        self.api.create_volume(
+            volume,
+            driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": options},
+            labels={**self.labels, LABEL_ROLE: "wal", LABEL_NODE: node},
+        )
         limit = WalLimit(node, volume, mount, size.strip().lower(), "")
-        holder = self._container(f"{self.prefix}-{node}-wal", ["sleep"], ["infinity"], "wal",
-                                 f"{node}-wal", limit)
+        holder = self._container(
+            f"{self.prefix}-{node}-wal", ["sleep"], ["infinity"], "wal", f"{node}-wal", limit
+        )
         limit = self.wal_limits[node] = WalLimit(node, volume, mount, limit.size, _start(holder))
         pg_wal, target = datadir / "pg_wal", mount / "pg_wal"
-        self._exec_checked(limit.holder, (
-            f"[ -L {_q(pg_wal)} ] || {{ mkdir {_q(target)} && cp -a {_q(pg_wal)}/. {_q(target)}/"
-            f" && rm -rf {_q(pg_wal)} && ln -s {_q(target)} {_q(pg_wal)}; }}"),
-            f"move the WAL of {node} onto its tmpfs")
+        self._exec_checked(
+            limit.holder,
+            (
+                f"[ -L {_q(pg_wal)} ] || {{ mkdir {_q(target)}"
+                f" && cp -a {_q(pg_wal)}/. {_q(target)}/"
+                f" && rm -rf {_q(pg_wal)} && ln -s {_q(target)} {_q(pg_wal)}; }}"
+            ),
+            f"move the WAL of {node} onto its tmpfs",
+        )
         return limit
 
     def wal_space(self, node: str) -> tuple[int, int]:
         """(size, free bytes) of ``node``'s WAL tmpfs."""
         limit = self._wal_limit(node)
-        out = self._exec_checked(limit.holder, f"df -P -B1 {_q(limit.mount)} | tail -n 1",
-                                 f"read the free space of {node}'s WAL tmpfs")
+        out = self._exec_checked(
+            limit.holder,
+            f"df -P -B1 {_q(limit.mount)} | tail -n 1",
+            f"read the free space of {node}'s WAL tmpfs",
+        )
         fields = out.split()
         return int(fields[1]), int(fields[3])
 
@@ -647,27 +723,38 @@ class DockerHost(LocalHost):
         """Fill ``node``'s WAL tmpfs to the last byte with a filler file; its size."""
         limit = self._wal_limit(node)
         filler = limit.mount / WAL_FILLER
-        self._exec_checked(limit.holder, f"dd if=/dev/zero of={_q(filler)} bs=1M 2>/dev/null;"
-                           f" dd if=/dev/zero of={_q(filler)} bs=4k oflag=append conv=notrunc"
-                           " 2>/dev/null; true", f"fill the WAL tmpfs of {node}")
+        self._exec_checked(
+            limit.holder,
+            f"dd if=/dev/zero of={_q(filler)} bs=1M 2>/dev/null;"
+            f" dd if=/dev/zero of={_q(filler)} bs=4k oflag=append conv=notrunc"
+            " 2>/dev/null; true",
+            f"fill the WAL tmpfs of {node}",
+        )
         size, free = self.wal_space(node)
         if free >= FULL_SLACK:
-            raise DockerError(f"The WAL tmpfs of {node} did not fill up",
-                              f"{free} of {size} bytes are still free after writing the filler")
+            raise DockerError(
+                f"The WAL tmpfs of {node} did not fill up",
+                f"{free} of {size} bytes are still free after writing the filler",
+            )
         out = self._exec_checked(limit.holder, f"stat -c %s {_q(filler)}", "size the filler")
         return int(out.strip())
 
     def relieve_wal(self, node: str) -> None:
         """Remove the filler from ``node``'s WAL tmpfs."""
         limit = self._wal_limit(node)
-        self._exec_checked(limit.holder, f"rm -f {_q(limit.mount / WAL_FILLER)}",
-                           f"remove the filler from the WAL tmpfs of {node}")
+        self._exec_checked(
+            limit.holder,
+            f"rm -f {_q(limit.mount / WAL_FILLER)}",
+            f"remove the filler from the WAL tmpfs of {node}",
+        )
 
     def _wal_limit(self, node: str) -> WalLimit:
         if node not in self.wal_limits:
-            raise PgdrError(f"Node {node} has no size-limited pg_wal",
-                            "a full disk is injected into the tmpfs chosen at its creation",
-                            "Create it with wal_limit=, e.g. pgdr.primary(wal_limit='96m')")
+            raise PgdrError(
+                f"Node {node} has no size-limited pg_wal",
+                "a full disk is injected into the tmpfs chosen at its creation",
+                "Create it with wal_limit=, e.g. pgdr.primary(wal_limit='96m')",
+            )
         return self.wal_limits[node]
 
     def _exec_checked(self, container_id: str, script: str, what: str) -> str:
@@ -712,13 +799,23 @@ class DockerHost(LocalHost):
 
     def disconnect(self, proc: ContainerProcess) -> None:
         """Cut the node off the topology network (its published port goes dark too)."""
-        self._act(proc, "disconnect", lambda: self.api.disconnect_container_from_network(
-            proc.container_id, self.network.id, force=True))
+        self._act(
+            proc,
+            "disconnect",
+            lambda: self.api.disconnect_container_from_network(
+                proc.container_id, self.network.id, force=True
+            ),
+        )
 
     def reconnect(self, proc: ContainerProcess) -> None:
         """Join the network again under the node's alias (same published port)."""
-        self._act(proc, "reconnect", lambda: self.api.connect_container_to_network(
-            proc.container_id, self.network.id, aliases=[proc.node]))
+        self._act(
+            proc,
+            "reconnect",
+            lambda: self.api.connect_container_to_network(
+                proc.container_id, self.network.id, aliases=[proc.node]
+            ),
+        )
 
     @staticmethod
     def _act(proc: ContainerProcess, what: str, action: Callable[[], object]) -> None:
@@ -727,8 +824,11 @@ class DockerHost(LocalHost):
         try:
             action()
         except docker.errors.APIError as exc:
-            raise DockerError(f"Cannot {what} node {proc.node} (container {proc.name})",
-                              _short(exc), "Check that the node is running") from None
+            raise DockerError(
+                f"Cannot {what} node {proc.node} (container {proc.name})",
+                _short(exc),
+                "Check that the node is running",
+            ) from None
 
     # client programs --------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -757,17 +857,21 @@ class DockerHost(LocalHost):
         args = [str(a) for a in argv]
         environment = self.route({**self.base_env(), **(env or {})})
         try:
-            exec_id = self.api.exec_create(self.toolbox_id, args, stdin=input is not None,
-                                           environment=environment, workdir="/")["Id"]
+            exec_id = self.api.exec_create(
+                self.toolbox_id, args, stdin=input is not None, environment=environment, workdir="/"
+            )["Id"]
         except docker.errors.NotFound:
-            raise DockerError(f"The toolbox container of {self.prefix} is gone",
-                              "it was removed while the topology was in use",
-                              "Check that nothing else removes pytest-pgdr containers") from None
+            raise DockerError(
+                f"The toolbox container of {self.prefix} is gone",
+                "it was removed while the topology was in use",
+                "Check that nothing else removes pytest-pgdr containers",
+            ) from None
         out, err = self._stream(exec_id, args, input, timeout)
         return subprocess.CompletedProcess(args, self._exec_exit(exec_id), out, err)
 
-    def _stream(self, exec_id: str, args: list[str], input: str | None,
-                timeout: float | None) -> tuple[str, str]:
+    def _stream(
+        self, exec_id: str, args: list[str], input: str | None, timeout: float | None
+    ) -> tuple[str, str]:
         sock = self.api.exec_start(exec_id, socket=True)
         raw: socket.socket = getattr(sock, "_sock", sock)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -782,8 +886,10 @@ class DockerHost(LocalHost):
                 sock.close()
             if writer is not None:
                 writer.join(timeout=5)
-        return (b"".join(chunks[1]).decode("utf-8", "replace"),
-                b"".join(chunks[2]).decode("utf-8", "replace"))
+        return (
+            b"".join(chunks[1]).decode("utf-8", "replace"),
+            b"".join(chunks[2]).decode("utf-8", "replace"),
+        )
 
     def _exec_exit(self, exec_id: str) -> int:
         def finished() -> dict[str, Any] | None:

@@ -71,8 +71,12 @@ class Fault:
     def __enter__(self) -> Fault:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _inject(self) -> None:
@@ -98,8 +102,11 @@ def _backend(node: Node) -> str:
 
 def _running_proc(node: Node, what: str) -> Any:
     if node.proc is None or node.proc.poll() is not None:
-        raise PgdrError(f"Cannot {what} {node.name}: it is not running",
-                        "a fault is injected into a running server", f"Start {node.name} first")
+        raise PgdrError(
+            f"Cannot {what} {node.name}: it is not running",
+            "a fault is injected into a running server",
+            f"Start {node.name} first",
+        )
     return node.proc
 
 
@@ -156,7 +163,6 @@ class freeze(Fault):  # noqa: N801
                 os.killpg(group, signal.SIGCONT)
 
 
-
 class partition(Fault):  # noqa: N801
     """Cut the node off the network (its peers and the published client port)."""
 
@@ -209,18 +215,22 @@ class archive_failure(Fault):  # noqa: N801
         os.rename(self.aside, self.wal)
 
 
-LOCAL_DISK_WHY = ("a size-limited file system for one node's pg_wal needs the Docker backend"
-                  " (a tmpfs volume); filling the data directory's file system here would fill"
-                  " this machine's disk for every other process too")
+LOCAL_DISK_WHY = (
+    "a size-limited file system for one node's pg_wal needs the Docker backend"
+    " (a tmpfs volume); filling the data directory's file system here would fill"
+    " this machine's disk for every other process too"
+)
 
 
 def limit_wal(node: Node, size: str) -> None:
     """Give ``node`` (not yet started) a ``pg_wal`` on a file system of ``size`` (``96m``), so
     that :class:`disk_full` can fill it. Docker backend only: :class:`FaultUnsupported` here."""
     if _backend(node) != "docker":
-        raise FaultUnsupported(f"A size-limited pg_wal for {node.name} is not supported on the"
-                               " local backend", LOCAL_DISK_WHY, "Run this drill on the Docker"
-                               " backend")
+        raise FaultUnsupported(
+            f"A size-limited pg_wal for {node.name} is not supported on the local backend",
+            LOCAL_DISK_WHY,
+            "Run this drill on the Docker backend",
+        )
     node.host.limit_wal(node.name, node.datadir, size)  # type: ignore[attr-defined]
 
 
@@ -242,12 +252,17 @@ class disk_full(Fault):  # noqa: N801
 
     def check(self) -> disk_full:
         if _backend(self.node) != "docker":
-            raise FaultUnsupported(f"Injecting a full disk into {self.node.name} is not"
-                                   " supported on the local backend", LOCAL_DISK_WHY,
-                                   "Run this drill on the Docker backend")
+            raise FaultUnsupported(
+                f"Injecting a full disk into {self.node.name} is not"
+                " supported on the local backend",
+                LOCAL_DISK_WHY,
+                "Run this drill on the Docker backend",
+            )
         if self.path != "pg_wal":
-            raise ConfigError(f"Cannot fill {self.path} of {self.node.name}",
-                              "only pg_wal can be put on a size-limited file system")
+            raise ConfigError(
+                f"Cannot fill {self.path} of {self.node.name}",
+                "only pg_wal can be put on a size-limited file system",
+            )
         return self
 
     def _inject(self) -> None:

@@ -65,8 +65,9 @@ def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -
 
 
 @pytest.fixture
-def pgdr(request: pytest.FixtureRequest, pgdr_session: HarnessSession,
-         pgdr_install: Installation) -> Iterator[Topology]:
+def pgdr(
+    request: pytest.FixtureRequest, pgdr_session: HarnessSession, pgdr_install: Installation
+) -> Iterator[Topology]:
     """This test's topology factory: ``pgdr.primary()``, ``.replica(p)``, ``.restore(b, t)``."""
     marker = request.node.get_closest_marker("pgdr")
     needed = marker.kwargs.get("min_version") if marker else None
@@ -98,8 +99,10 @@ def pgdr_seed() -> Callable[[Node], None]:
     The default is the runbook's ``employees`` table. The drills fingerprint every table, so
     whatever your seed creates is verified after recovery too.
     """
+
     def seed(node: Node) -> None:
         node.psql(EMPLOYEES)
+
     return seed
 
 

@@ -62,8 +62,14 @@ class LocalHost:
     ) -> subprocess.CompletedProcess[str]:
         """Run a program as the server user, capturing its output."""
         return subprocess.run(
-            list(argv), env={**self.base_env(), **(env or {})}, input=input,
-            capture_output=True, text=True, check=False, timeout=timeout, cwd="/",
+            list(argv),
+            env={**self.base_env(), **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            cwd="/",
             **self.user.popen_kwargs(),
         )
 
@@ -85,13 +91,19 @@ class LocalHost:
     def close(self) -> None:
         """Release what this host holds (nothing for local processes)."""
 
-    def spawn_server(self, argv: Sequence[str], log_path: Path,
-                     host_port: int = 0) -> subprocess.Popen[bytes]:
+    def spawn_server(
+        self, argv: Sequence[str], log_path: Path, host_port: int = 0
+    ) -> subprocess.Popen[bytes]:
         """Start a postmaster in its own process group, its output appended to ``log_path``."""
         with open(log_path, "ab") as log:
             return subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.base_env(), cwd="/", start_new_session=True,
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.base_env(),
+                cwd="/",
+                start_new_session=True,
                 **self.user.popen_kwargs(),
             )
 

@@ -131,7 +131,8 @@ def _resolve_bindir(spec: str) -> tuple[Path, str]:
         bindir = _pg_config_bindir()
         if bindir is None:
             raise MissingBinaryError(
-                "pg_config is not on PATH", "--pgdr-postgres=pg_config asks it for --bindir",
+                "pg_config is not on PATH",
+                "--pgdr-postgres=pg_config asks it for --bindir",
                 "Put the installation's pg_config on PATH, or give its bin directory",
             )
         return bindir, "pg_config"
@@ -152,7 +153,8 @@ def probe_version(bindir: Path) -> str:
         )
     except OSError as exc:
         raise MissingBinaryError(
-            f"Cannot run {postgres}", str(exc),
+            f"Cannot run {postgres}",
+            str(exc),
             "Check the path given with --pgdr-postgres; it must hold the server programs",
         ) from None
     match = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)

@@ -25,8 +25,10 @@ MILESTONES = re.compile(
     r"|archive recovery complete|database system is ready to accept|started streaming WAL"
     r"|database system was interrupted|not properly shut down|PANIC|FATAL"
 )
-NOISE = re.compile(r"the database system is (starting up|not yet accepting|shutting down)"
-                   r"|terminating connection due to administrator command")
+NOISE = re.compile(
+    r"the database system is (starting up|not yet accepting|shutting down)"
+    r"|terminating connection due to administrator command"
+)
 
 
 class HasLog(Protocol):
@@ -84,22 +86,29 @@ class Measurement:
         """A named, numeric figure with a unit (``B/s``, ``s``, ``B``...), shown in reports."""
         self.figures[name] = {"value": value, "unit": unit}
 
-    def record_throughput(self, nbytes: int, seconds: float | None = None,
-                          phase: str = "restore base backup", name: str = "restore throughput",
-                          bytes_name: str = "restored bytes") -> float:
+    def record_throughput(
+        self,
+        nbytes: int,
+        seconds: float | None = None,
+        phase: str = "restore base backup",
+        name: str = "restore throughput",
+        bytes_name: str = "restored bytes",
+    ) -> float:
         """Bytes restored per second: ``nbytes`` over ``seconds`` or over the RTO ``phase``
         (e.g. ``record_throughput(backup.size_bytes())`` after ``pgdr.restore(...)``)."""
         seconds = self.phase_seconds(phase) if seconds is None else seconds
         if seconds <= 0:
-            raise TimingError(f"{name}: {nbytes} bytes in {seconds:.6f} s: the clock did not"
-                              " advance")
+            raise TimingError(
+                f"{name}: {nbytes} bytes in {seconds:.6f} s: the clock did not advance"
+            )
         rate = round(nbytes / seconds, 1)
         self.figure(name, rate, "B/s")
         self.figure(bytes_name, nbytes, "B")
         return rate
 
-    def record_lag(self, seconds: float | None = None, nbytes: int | None = None,
-                   name: str = "replica lag") -> None:
+    def record_lag(
+        self, seconds: float | None = None, nbytes: int | None = None, name: str = "replica lag"
+    ) -> None:
         """Replica lag, as time (``seconds``) and/or WAL distance (``nbytes``)."""
         if seconds is not None:
             self.figure(name, seconds, "s")
@@ -111,26 +120,41 @@ class Measurement:
         """The write outage a client saw (``Writer.outage()``), placed on the RTO clock."""
         self.outage = _placed(outage, self.origin)
 
-    def record_rpo(self, rpo: Reportable | Mapping[str, Any] | None = None, *,
-                   lost_commits: int | None = None, window_s: float | None = None,
-                   wal_bytes: int | None = None) -> None:
+    def record_rpo(
+        self,
+        rpo: Reportable | Mapping[str, Any] | None = None,
+        *,
+        lost_commits: int | None = None,
+        window_s: float | None = None,
+        wal_bytes: int | None = None,
+    ) -> None:
         """Data lost: a ``Writer.rpo(node)`` result, or the figures given by keyword."""
         if rpo is not None:
             self.rpo = _placed(rpo, self.origin)
             return
         if window_s is None:
             window_s = 0.0 if lost_commits == 0 else None
-        self.rpo = {"lost_commits": lost_commits, "window_s": window_s, "wal_bytes": wal_bytes,
-                    "lost": []}
+        self.rpo = {
+            "lost_commits": lost_commits,
+            "window_s": window_s,
+            "wal_bytes": wal_bytes,
+            "lost": [],
+        }
 
     # server log lines -------------------------------------------------------------------
-    def attach_log(self, node: HasLog, offset: int = 0, pattern: str | None = None,
-                   limit: int = LOG_LINES_PER_NODE) -> list[str]:
+    def attach_log(
+        self,
+        node: HasLog,
+        offset: int = 0,
+        pattern: str | None = None,
+        limit: int = LOG_LINES_PER_NODE,
+    ) -> list[str]:
         """Keep the log lines of ``node`` that matter (recovery stop point, consistency,
         promotion, failures) for the report; ``pattern`` picks other lines."""
         rx = re.compile(pattern) if pattern else MILESTONES
-        picked = _dedupe([line for line in node.log.lines(offset)
-                          if rx.search(line) and not NOISE.search(line)])[-limit:]
+        picked = _dedupe(
+            [line for line in node.log.lines(offset) if rx.search(line) and not NOISE.search(line)]
+        )[-limit:]
         self.log_lines.extend({"node": node.name, "line": line} for line in picked)
         return picked
 
@@ -147,8 +171,11 @@ class Measurement:
         return Progress(what, total=total, unit=unit)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"context": dict(self.context), "values": dict(self.values),
-                               "figures": {k: dict(v) for k, v in self.figures.items()}}
+        out: dict[str, Any] = {
+            "context": dict(self.context),
+            "values": dict(self.values),
+            "figures": {k: dict(v) for k, v in self.figures.items()},
+        }
         if self.rto is not None and self.rto.started_at is not None:
             if self.rto.running:
                 self.rto.stop()

@@ -151,8 +151,12 @@ class Node:
         argv = [str(self.inst.tool("postgres")), "-D", str(self.datadir)]
         self.proc = self.host.spawn_server(argv, self.log.path, host_port=self.port)
         if wait:
-            poll(lambda: self._started(offset), f"{self.name} to accept connections",
-                 timeout, lambda: self.log.tail(offset=offset))
+            poll(
+                lambda: self._started(offset),
+                f"{self.name} to accept connections",
+                timeout,
+                lambda: self.log.tail(offset=offset),
+            )
 
     def _started(self, offset: int) -> bool:
         if not self.is_running():
@@ -184,8 +188,9 @@ class Node:
         assert self.proc is not None
         self.host.signal(self.proc, STOP_SIGNALS[mode])
         proc = self.proc
-        poll(lambda: proc.poll() is not None, f"{self.name} to stop ({mode})", timeout,
-             self.log.tail)
+        poll(
+            lambda: proc.poll() is not None, f"{self.name} to stop ({mode})", timeout, self.log.tail
+        )
 
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
@@ -196,8 +201,10 @@ class Node:
         self.write_conf()
         before = self.scalar("SELECT pg_conf_load_time()")
         self.scalar("SELECT pg_reload_conf()")
-        self.poll_query(f"SELECT pg_conf_load_time() > '{before.isoformat()}'::timestamptz",
-                        f"{self.name} to reload its settings")
+        self.poll_query(
+            f"SELECT pg_conf_load_time() > '{before.isoformat()}'::timestamptz",
+            f"{self.name} to reload its settings",
+        )
 
     def crash(self) -> None:
         """SIGKILL the postmaster, like a power loss (a container: ``docker kill``).
@@ -225,15 +232,20 @@ class Node:
     def peer_conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
         """How another server (not the test process) reaches this node."""
         user = user or self.credentials.superuser
-        return (f"host={self.host.peer_address(self.name)}"
-                f" port={self.host.server_port(self.name, self.port)} user={user} dbname={dbname}")
+        return (
+            f"host={self.host.peer_address(self.name)}"
+            f" port={self.host.server_port(self.name, self.port)} user={user} dbname={dbname}"
+        )
 
-    def connect(self, dbname: str = "postgres", autocommit: bool = True,
-                **kwargs: Any) -> psycopg.Connection[Any]:
+    def connect(
+        self, dbname: str = "postgres", autocommit: bool = True, **kwargs: Any
+    ) -> psycopg.Connection[Any]:
         """A new psycopg connection over TCP with the generated password."""
         return psycopg.connect(
-            self.conninfo(dbname), password=self.credentials.password,
-            autocommit=autocommit, **{"connect_timeout": 10, **kwargs},
+            self.conninfo(dbname),
+            password=self.credentials.password,
+            autocommit=autocommit,
+            **{"connect_timeout": 10, **kwargs},
         )
 
     def _admin(self, dbname: str) -> psycopg.Connection[Any]:
@@ -242,8 +254,12 @@ class Node:
             conn = self._conns[dbname] = self.connect(dbname)
         return conn
 
-    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
-              dbname: str = "postgres") -> list[tuple[Any, ...]]:
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        dbname: str = "postgres",
+    ) -> list[tuple[Any, ...]]:
         """Run one statement on a cached autocommit connection; rows or []."""
         for attempt in (1, 2):
             conn = self._admin(dbname)
@@ -258,8 +274,12 @@ class Node:
                     raise
         return []
 
-    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
-               dbname: str = "postgres") -> Any:
+    def scalar(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        dbname: str = "postgres",
+    ) -> Any:
         rows = self.query(sql, params, dbname)
         return rows[0][0] if rows else None
 
@@ -276,8 +296,9 @@ class Node:
         except (psycopg.OperationalError, psycopg.errors.CannotConnectNow):
             return None
 
-    def poll_query(self, sql: str, what: str, timeout: float | None = None,
-                   dbname: str = "postgres") -> Any:
+    def poll_query(
+        self, sql: str, what: str, timeout: float | None = None, dbname: str = "postgres"
+    ) -> Any:
         """Poll ``sql`` until it returns a truthy value; fail fast if the server dies."""
         offset = self.log.offset()
 
@@ -285,8 +306,11 @@ class Node:
             if not self.is_running():
                 raise RecoveryError(
                     f"PostgreSQL {self.name} exited (code {self.exit_code()}) while waiting for"
-                    f" {what}", "the server stopped by itself", "Read the server log lines below",
-                    log_lines=self.log.important(), log_name=str(self.log.path),
+                    f" {what}",
+                    "the server stopped by itself",
+                    "Read the server log lines below",
+                    log_lines=self.log.important(),
+                    log_name=str(self.log.path),
                 )
             return self.try_scalar(sql, dbname)
 
@@ -333,14 +357,23 @@ class Node:
     # client programs --------------------------------------------------------------------
     def tool_env(self) -> dict[str, str]:
         return {
-            "PGHOST": self.host.client_address, "PGPORT": str(self.port),
-            "PGUSER": self.credentials.superuser, "PGDATABASE": "postgres",
-            "PGPASSFILE": str(self.credentials.passfile), "PGCONNECT_TIMEOUT": "10",
+            "PGHOST": self.host.client_address,
+            "PGPORT": str(self.port),
+            "PGUSER": self.credentials.superuser,
+            "PGDATABASE": "postgres",
+            "PGPASSFILE": str(self.credentials.passfile),
+            "PGCONNECT_TIMEOUT": "10",
         }
 
-    def run_tool(self, program: str, *args: str | Path, check: bool = True,
-                 input: str | None = None, timeout: float | None = None,
-                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run_tool(
+        self,
+        program: str,
+        *args: str | Path,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run one of the installation's programs against this node, as the server user.
 
         A failure, or running past ``timeout`` (default: twice the wait deadline), raises
@@ -356,7 +389,8 @@ class Node:
                 f"{program} did not finish within {limit:.0f} s against {self.name}",
                 f"command: {shlex.join(argv)}; it may be waiting on a lock or a server",
                 "Read the server log below; pass timeout= for long runs",
-                log_lines=self.log.tail(15), log_name=str(self.log.path),
+                log_lines=self.log.tail(15),
+                log_name=str(self.log.path),
             ) from exc
         if check and proc.returncode != 0:
             raise ToolError(
@@ -371,6 +405,7 @@ class Node:
 
     def psql(self, sql: str, dbname: str = "postgres", *args: str) -> str:
         """Run SQL through psql (stops at the first error); returns its output."""
-        proc = self.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname,
-                             *args, input=sql)
+        proc = self.run_tool(
+            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname, *args, input=sql
+        )
         return proc.stdout

@@ -50,19 +50,29 @@ def _scenarios_dir() -> Path:
 SCENARIOS_DIR = _scenarios_dir()
 REPORT_KEY = "pgdr"
 DRILL_FIXTURES = {"pgdr", "pgdr_archive", "pgdr_primary", "pgdr_replica", "pgdr_session"}
-OPT_IN = ("PostgreSQL DR drill: opt in with 'pytest --pgdr' (or pgdr_enabled = true in the ini"
-          " file, or PGDR_ENABLED=1)")
+OPT_IN = (
+    "PostgreSQL DR drill: opt in with 'pytest --pgdr' (or pgdr_enabled = true in the ini"
+    " file, or PGDR_ENABLED=1)"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pgdr", "PostgreSQL disaster-recovery drills (pytest-pgdr)")
-    group.addoption("--pgdr", action="store_true", default=None,
-                    help="run PostgreSQL DR drills (built-in scenarios and tests marked pgdr)")
+    group.addoption(
+        "--pgdr",
+        action="store_true",
+        default=None,
+        help="run PostgreSQL DR drills (built-in scenarios and tests marked pgdr)",
+    )
     parser.addini("pgdr_enabled", "run PostgreSQL DR drills (like --pgdr)", default="")
     for opt in OPTIONS:
-        group.addoption(opt.flag, dest=f"pgdr_{opt.name}", default=None,
-                        action="append" if opt.multiple else "store",
-                        help=f"{opt.help} (ini {opt.ini}, env {opt.env}; default {opt.default})")
+        group.addoption(
+            opt.flag,
+            dest=f"pgdr_{opt.name}",
+            default=None,
+            action="append" if opt.multiple else "store",
+            help=f"{opt.help} (ini {opt.ini}, env {opt.env}; default {opt.default})",
+        )
         parser.addini(opt.ini, opt.help, default="")
 
 
@@ -99,8 +109,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args[:] = [str(SCENARIOS_DIR)]
     elif settings.enabled and settings.scenarios == "builtin" and _collects_directories(config):
         scenarios = str(SCENARIOS_DIR)
-        if not any(Path(a).resolve() == SCENARIOS_DIR.resolve() for a in config.args
-                   if Path(a).exists()):
+        if not any(
+            Path(a).resolve() == SCENARIOS_DIR.resolve() for a in config.args if Path(a).exists()
+        ):
             config.args.append(scenarios)
 
 
@@ -116,6 +127,7 @@ def _progress_sink(config: pytest.Config) -> progress.Sink:
         with suspended:
             sys.stderr.write(text)
             sys.stderr.flush()
+
     return write
 
 
@@ -131,8 +143,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     src = settings.sources
     if not settings.enabled:
         return ["pgdr: drills off (run with --pgdr to enable)"]
-    lines = [f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
-             f" built-in scenarios {settings.scenarios} ({src['scenarios']})"]
+    lines = [
+        f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
+        f" built-in scenarios {settings.scenarios} ({src['scenarios']})"
+    ]
     installs: list[Any] = config.stash.get(_INSTALLS, [])
     for spec, inst in zip(settings.specs(), installs, strict=False):
         if inst is None:
@@ -140,13 +154,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         else:
             source = src["image"] if inst.image else src["postgres"]
             lines.append(f"pgdr: {inst.describe()} [{inst.label}] ({source})")
-    lines.append(f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
-                 f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
-                 f" ({src['keep']})")
-    lines.append(f"pgdr: budgets rto {_budget_text(settings.rto)} ({src['rto']}), rpo"
-                 f" {_budget_text(settings.rpo)} ({src['rpo']}); a drill's marker wins")
-    outputs = [f"{name} {getattr(settings, name)} ({src[name]})"
-               for name in ("report", "html", "history") if getattr(settings, name)]
+    lines.append(
+        f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
+        f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
+        f" ({src['keep']})"
+    )
+    lines.append(
+        f"pgdr: budgets rto {_budget_text(settings.rto)} ({src['rto']}), rpo"
+        f" {_budget_text(settings.rpo)} ({src['rpo']}); a drill's marker wins"
+    )
+    outputs = [
+        f"{name} {getattr(settings, name)} ({src[name]})"
+        for name in ("report", "html", "history")
+        if getattr(settings, name)
+    ]
     if outputs:
         lines.append("pgdr: " + ", ".join(outputs))
     return lines
@@ -175,8 +196,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     installs = metafunc.config.stash.get(_INSTALLS, [])
     specs = metafunc.config.stash[KEY_SETTINGS].specs()
-    ids = [_spec_id(spec, inst) for spec, inst in zip(specs, installs or [None] * len(specs),
-                                                       strict=True)]
+    ids = [
+        _spec_id(spec, inst)
+        for spec, inst in zip(specs, installs or [None] * len(specs), strict=True)
+    ]
     metafunc.parametrize("pgdr_install", list(specs), ids=ids, indirect=True, scope="session")
 
 
@@ -190,13 +213,16 @@ def _budget(item: pytest.Item) -> Budget:
     """The drill's marker keywords over the run's defaults (--pgdr-rto/-rpo, ini, env)."""
     settings = item.config.stash[KEY_SETTINGS]
     marker = item.get_closest_marker("pgdr")
-    defaults = {key: (getattr(settings, key), settings.sources.get(key, "default"))
-                for key in ("rto", "rpo")}
+    defaults = {
+        key: (getattr(settings, key), settings.sources.get(key, "default"))
+        for key in ("rto", "rpo")
+    }
     try:
         return Budget.build(marker.kwargs if marker else {}, defaults)
     except PgdrError as exc:
-        pytest.fail(f"pytest-pgdr: bad budget in the pgdr marker of {item.name}: {exc}",
-                    pytrace=False)
+        pytest.fail(
+            f"pytest-pgdr: bad budget in the pgdr marker of {item.name}: {exc}", pytrace=False
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -213,8 +239,10 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     if verdict is not None and verdict.over:
         raise BudgetExceeded(verdict.message(item.name))
     if verdict is None and "marker" in budget.sources.values():
-        raise BudgetExceeded(f"pgdr: {item.name} sets a budget but measures nothing: request"
-                             " the pgdr_measure fixture and call declare_disaster()")
+        raise BudgetExceeded(
+            f"pgdr: {item.name} sets a budget but measures nothing: request"
+            " the pgdr_measure fixture and call declare_disaster()"
+        )
     return result
 
 
@@ -281,8 +309,9 @@ class RunCollector:
         if data is None or report.when != "call":
             return
         message = _failure_line(report) if report.failed else ""
-        self.drills.append(DrillResult(report.nodeid, report.outcome, report.duration, data,
-                                       message))
+        self.drills.append(
+            DrillResult(report.nodeid, report.outcome, report.duration, data, message)
+        )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         settings = self.config.stash.get(KEY_SETTINGS, None)
@@ -290,9 +319,14 @@ class RunCollector:
             return
         installs = [i for i in self.config.stash.get(_INSTALLS, []) if i is not None]
         self.notes = report_json.write_reports(
-            settings, self.drills, self.started, int(exitstatus), installs=installs,
+            settings,
+            self.drills,
+            self.started,
+            int(exitstatus),
+            installs=installs,
             args=self.config.invocation_params.args,
-            bases={"cli": self.config.invocation_params.dir, "ini": self.config.rootpath})
+            bases={"cli": self.config.invocation_params.dir, "ini": self.config.rootpath},
+        )
 
     def display(self, terminalreporter: Any) -> None:
         lines = summary_lines(sorted(self.drills, key=lambda d: d.nodeid))

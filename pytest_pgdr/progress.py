@@ -51,9 +51,15 @@ def human(amount: float, unit: str) -> str:
 class Progress:
     """Report ``done`` of ``total`` at most every ``every`` seconds, and once at the end."""
 
-    def __init__(self, what: str, total: float | None = None, unit: str = "B",
-                 stream: TextIO | None = None, every: float = EVERY_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: float | None = None,
+        unit: str = "B",
+        stream: TextIO | None = None,
+        every: float = EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.what = what
         self.total = total
         self.unit = unit
@@ -81,8 +87,9 @@ class Progress:
         parts = [human(self.done, self.unit)]
         if self.total:
             done = human(self.done, self.unit) if self.unit == "B" else f"{self.done:,.0f}"
-            parts[0] = (f"{done} of {human(self.total, self.unit)}"
-                        f" ({100 * self.done / self.total:.0f}%)")
+            parts[0] = (
+                f"{done} of {human(self.total, self.unit)} ({100 * self.done / self.total:.0f}%)"
+            )
         if elapsed > 0:
             parts.append(f"{human(self.done / elapsed, self.unit)}/s")
         parts.append(f"{elapsed:.1f} s" if elapsed < 10 else f"{elapsed:.0f} s")

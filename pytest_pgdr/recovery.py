@@ -23,11 +23,14 @@ class RecoveryTarget:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ConfigError(f"Unknown recovery target kind {self.kind!r}",
-                              f"valid kinds: {', '.join(KINDS)}")
+            raise ConfigError(
+                f"Unknown recovery target kind {self.kind!r}", f"valid kinds: {', '.join(KINDS)}"
+            )
         if self.action not in ACTIONS:
-            raise ConfigError(f"Unknown recovery_target_action {self.action!r}",
-                              f"valid actions: {', '.join(ACTIONS)}")
+            raise ConfigError(
+                f"Unknown recovery_target_action {self.action!r}",
+                f"valid actions: {', '.join(ACTIONS)}",
+            )
         if self.kind in ("xid", "time", "name", "lsn") and not self.value:
             raise ConfigError(f"A recovery target of kind {self.kind!r} needs a value")
 
@@ -45,13 +48,16 @@ class RecoveryTarget:
         return cls("xid", str(xid), inclusive, action)
 
     @classmethod
-    def time(cls, when: dt.datetime | str, inclusive: bool = True,
-             action: str = "promote") -> RecoveryTarget:
+    def time(
+        cls, when: dt.datetime | str, inclusive: bool = True, action: str = "promote"
+    ) -> RecoveryTarget:
         if isinstance(when, dt.datetime):
             if when.tzinfo is None:
-                raise ConfigError("A recovery target time must carry a time zone",
-                                  "a naive time is read in the server's time zone",
-                                  "Use the server's now() or a timezone-aware datetime")
+                raise ConfigError(
+                    "A recovery target time must carry a time zone",
+                    "a naive time is read in the server's time zone",
+                    "Use the server's now() or a timezone-aware datetime",
+                )
             when = when.isoformat()
         return cls("time", when, inclusive, action)
 

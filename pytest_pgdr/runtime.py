@@ -130,8 +130,11 @@ class RunDir:
         """A detached process that sweeps this run directory if this process is killed."""
         self.watchdog = subprocess.Popen(
             [sys.executable, "-m", "pytest_pgdr.watchdog", str(self.path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
         )
 
     def claim_port(self) -> int:

@@ -82,8 +82,10 @@ class HarnessSession:
         ok, why = docker_status()
         if not ok:
             raise DockerUnavailable(
-                "The docker backend was chosen but Docker is not reachable", why,
-                "Start Docker or set DOCKER_HOST, or run with --pgdr-backend=local")
+                "The docker backend was chosen but Docker is not reachable",
+                why,
+                "Start Docker or set DOCKER_HOST, or run with --pgdr-backend=local",
+            )
         sweep_docker_orphans()
         self._docker_checked = True
 
@@ -109,8 +111,9 @@ class HarnessSession:
             from .docker_host import DockerHost, image_user
 
             root.mkdir(mode=0o711)
-            host = DockerHost(image_user(inst.image), self.run, inst.image, root,
-                              f"{self._count}{slug[:12]}")
+            host = DockerHost(
+                image_user(inst.image), self.run, inst.image, root, f"{self._count}{slug[:12]}"
+            )
         return Topology(inst, host, root, self.cache, fsync=self.settings.fsync)
 
     def keep_path(self, label: str) -> Path:

@@ -22,8 +22,16 @@ DOCKER_PREFIX = "docker:"
 DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "only", "none")
-ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
-          "yes": True, "no": False}
+ON_OFF = {
+    "on": True,
+    "off": False,
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+}
 SHM = Path("/dev/shm")
 SHM_MIN_FREE = 2 << 30
 
@@ -33,6 +41,7 @@ def _choice(valid: tuple[str, ...]) -> Callable[[str, str], str]:
         if text not in valid:
             raise ConfigError(f"Bad value {text!r} for {name}", f"valid values: {', '.join(valid)}")
         return text
+
     return parse
 
 
@@ -40,8 +49,10 @@ def _backends(name: str, text: str) -> str:
     chosen = [b.strip() for b in text.split(",") if b.strip()]
     bad = [b for b in chosen if b not in BACKENDS]
     if bad or not chosen:
-        raise ConfigError(f"Bad value {text!r} for {name}",
-                          f"valid values: {', '.join(BACKENDS)} (comma-separate for several)")
+        raise ConfigError(
+            f"Bad value {text!r} for {name}",
+            f"valid values: {', '.join(BACKENDS)} (comma-separate for several)",
+        )
     return ",".join(dict.fromkeys(chosen))
 
 
@@ -65,8 +76,10 @@ def _positive_float(name: str, text: str) -> float:
 def _specs(name: str, text: str) -> tuple[str, ...]:
     specs = tuple(s.strip() for s in text.replace("\n", ",").split(",") if s.strip())
     if not specs:
-        raise ConfigError(f"Empty value for {name}",
-                          "valid values: embedded, system, system:N, N, pg_config, a bin dir")
+        raise ConfigError(
+            f"Empty value for {name}",
+            "valid values: embedded, system, system:N, N, pg_config, a bin dir",
+        )
     return specs
 
 
@@ -100,39 +113,80 @@ class Option:
 
 
 OPTIONS = (
-    Option("postgres", "embedded", _specs,
-           "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
-           " bin directory; repeat or comma-separate for several (each drill runs on each)",
-           multiple=True),
-    Option("backend", "local", _backends,
-           "where nodes run: local processes, docker (one container per node), or both"
-           " (local,docker: each drill runs on each)"),
-    Option("image", DEFAULT_IMAGES, _specs,
-           "Docker image(s) for the docker backend; repeat or comma-separate for several"
-           " (each drill runs on each); build the default ones with"
-           " 'python -m pytest_pgdr.images build'", multiple=True),
+    Option(
+        "postgres",
+        "embedded",
+        _specs,
+        "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
+        " bin directory; repeat or comma-separate for several (each drill runs on each)",
+        multiple=True,
+    ),
+    Option(
+        "backend",
+        "local",
+        _backends,
+        "where nodes run: local processes, docker (one container per node), or both"
+        " (local,docker: each drill runs on each)",
+    ),
+    Option(
+        "image",
+        DEFAULT_IMAGES,
+        _specs,
+        "Docker image(s) for the docker backend; repeat or comma-separate for several"
+        " (each drill runs on each); build the default ones with"
+        " 'python -m pytest_pgdr.images build'",
+        multiple=True,
+    ),
     Option("os_user", "auto", lambda n, t: t, "OS user for servers when pytest runs as root"),
-    Option("keep", "never", _choice(KEEP),
-           "keep data directories and logs of drills: never, failed, always"),
-    Option("basetemp", "auto", _path,
-           "where data directories go (auto: /dev/shm when it has room, else the temp dir)"),
+    Option(
+        "keep",
+        "never",
+        _choice(KEEP),
+        "keep data directories and logs of drills: never, failed, always",
+    ),
+    Option(
+        "basetemp",
+        "auto",
+        _path,
+        "where data directories go (auto: /dev/shm when it has room, else the temp dir)",
+    ),
     Option("cache_dir", "auto", _path, "where template data directories are cached"),
     Option("fsync", "off", _bool, "fsync in servers and tools (off is safe for process crashes)"),
     Option("timeout_scale", "1", _positive_float, "multiply every wait's deadline (slow CI)"),
-    Option("scenarios", "builtin", _choice(SCENARIOS),
-           "with --pgdr, also collect the built-in drills (builtin), run only them (only),"
-           " or not at all (none)"),
-    Option("rto", "none", parse_optional_duration,
-           "RTO budget of every drill, e.g. 250ms, 30s, 2m (a drill's pgdr(rto=...) marker"
-           " wins); a drill over budget fails"),
-    Option("rpo", "none", parse_optional_duration,
-           "RPO budget (data-loss window) of every drill, e.g. 0 or 5m (a drill's"
-           " pgdr(rpo=...) marker wins); a drill over budget fails"),
+    Option(
+        "scenarios",
+        "builtin",
+        _choice(SCENARIOS),
+        "with --pgdr, also collect the built-in drills (builtin), run only them (only),"
+        " or not at all (none)",
+    ),
+    Option(
+        "rto",
+        "none",
+        parse_optional_duration,
+        "RTO budget of every drill, e.g. 250ms, 30s, 2m (a drill's pgdr(rto=...) marker"
+        " wins); a drill over budget fails",
+    ),
+    Option(
+        "rpo",
+        "none",
+        parse_optional_duration,
+        "RPO budget (data-loss window) of every drill, e.g. 0 or 5m (a drill's"
+        " pgdr(rpo=...) marker wins); a drill over budget fails",
+    ),
     Option("report", "none", _optional_path, "write the JSON report of the drills to this file"),
-    Option("html", "none", _optional_path,
-           "write the HTML report (one self-contained file) to this file"),
-    Option("history", "none", _optional_path,
-           "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them"),
+    Option(
+        "html",
+        "none",
+        _optional_path,
+        "write the HTML report (one self-contained file) to this file",
+    ),
+    Option(
+        "history",
+        "none",
+        _optional_path,
+        "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them",
+    ),
 )
 BY_NAME = {opt.name: opt for opt in OPTIONS}
 
@@ -184,8 +238,12 @@ class Settings:
         return Path("/var/tmp") / f"pytest-pgdr-cache-{os.geteuid()}"
 
 
-def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any],
-            env: Mapping[str, str] | None = None, enabled: bool | None = None) -> Settings:
+def resolve(
+    cli: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    enabled: bool | None = None,
+) -> Settings:
     """Resolve every option; ``cli``/``ini`` map option names to raw values (None = unset)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}

@@ -117,9 +117,18 @@ def _locked(path: Path) -> Iterator[None]:
 
 def initdb_args(inst: Installation, datadir: Path) -> list[str]:
     return [
-        str(inst.tool("initdb")), "-D", str(datadir), "-U", SUPERUSER, "-E", "UTF8",
-        "--locale=C", "--data-checksums", "--no-sync",
-        "--auth-local=trust", "--auth-host=scram-sha-256",
+        str(inst.tool("initdb")),
+        "-D",
+        str(datadir),
+        "-U",
+        SUPERUSER,
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--data-checksums",
+        "--no-sync",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
     ]
 
 
@@ -131,13 +140,22 @@ def template_key(inst: Installation, user: OsUser) -> str:
 class InitdbRunner(Protocol):
     """Runs a program as the server user where ``scratch`` is visible (a host)."""
 
-    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
-            input: str | None = None,
-            timeout: float | None = None) -> subprocess.CompletedProcess[str]: ...
+    def run(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
-def ensure_template(inst: Installation, user: OsUser, cache_dir: Path,
-                    runner: InitdbRunner | None = None, scratch: Path | None = None) -> Path:
+def ensure_template(
+    inst: Installation,
+    user: OsUser,
+    cache_dir: Path,
+    runner: InitdbRunner | None = None,
+    scratch: Path | None = None,
+) -> Path:
     """The cached template data directory for this installation, built on first use.
 
     ``runner`` runs initdb (default: locally as ``user``) in ``scratch`` (default: the cache),
@@ -170,15 +188,21 @@ def ensure_template(inst: Installation, user: OsUser, cache_dir: Path,
     return target
 
 
-def _run_initdb(inst: Installation, user: OsUser, datadir: Path,
-                runner: InitdbRunner | None) -> None:
+def _run_initdb(
+    inst: Installation, user: OsUser, datadir: Path, runner: InitdbRunner | None
+) -> None:
     argv = initdb_args(inst, datadir)
     if runner is not None:
         proc = runner.run(argv, {"LC_ALL": "C"}, timeout=300)
     else:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, check=False,
-            cwd="/", env={**os.environ, "LC_ALL": "C"}, **user.popen_kwargs(),
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd="/",
+            env={**os.environ, "LC_ALL": "C"},
+            **user.popen_kwargs(),
         )
     if proc.returncode != 0:
         raise ServerStartError(
@@ -195,7 +219,9 @@ def copy_datadir(source: Path, target: Path) -> None:
     """Copy a data directory keeping owners and modes (``cp -a``: fast, and root keeps owners)."""
     proc = subprocess.run(
         ["cp", "-a", "--reflink=auto", str(source), str(target)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise OSError(f"copying {source} to {target} failed: {proc.stderr.strip()}")

@@ -78,5 +78,7 @@ class Stopwatch:
         total = self.total
         if self.stopped_at is not None and total <= 0:
             raise TimingError(f"total of {total:.6f} s: the clock did not advance")
-        return {"total_s": round(total, 6),
-                "phases": [{"name": n, "seconds": round(s, 6)} for n, s in self.laps]}
+        return {
+            "total_s": round(total, 6),
+            "phases": [{"name": n, "seconds": round(s, 6)} for n, s in self.laps],
+        }

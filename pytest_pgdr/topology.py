@@ -36,8 +36,10 @@ from .wait import poll
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 REPLICATION_USER = "pgdr_replicator"
 LONG_PAGE_HEADER = 40  # bytes at the start of each WAL segment
-WAL_READ_TROUBLE = (r"incorrect resource manager|invalid (record|magic|contrecord)"
-                    r"|unexpected pageaddr|record with incorrect|checksum")
+WAL_READ_TROUBLE = (
+    r"incorrect resource manager|invalid (record|magic|contrecord)"
+    r"|unexpected pageaddr|record with incorrect|checksum"
+)
 REPLAY_DONE = re.compile(
     r"recovery stopping|redo done at|pausing at the end of recovery|recovery has paused"
     r"|shutdown at recovery target"
@@ -62,8 +64,10 @@ class Credentials:
         return creds
 
     def pgpass(self) -> str:
-        return (f"*:*:*:{self.superuser}:{self.password}\n"
-                f"*:*:*:{self.replication_user}:{self.replication_password}\n")
+        return (
+            f"*:*:*:{self.superuser}:{self.password}\n"
+            f"*:*:*:{self.replication_user}:{self.replication_password}\n"
+        )
 
 
 class Topology:
@@ -73,8 +77,15 @@ class Topology:
     identifier. ``close()`` stops every server and removes every directory.
     """
 
-    def __init__(self, inst: Installation, host: LocalHost, root: Path, cache_dir: Path,
-                 fsync: bool = False, settings: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        inst: Installation,
+        host: LocalHost,
+        root: Path,
+        cache_dir: Path,
+        fsync: bool = False,
+        settings: Mapping[str, object] | None = None,
+    ) -> None:
         self.inst = inst
         self.host = host
         self.root = host.make_dir(root, 0o711)
@@ -112,8 +123,10 @@ class Topology:
             self._counters[prefix] = self._counters.get(prefix, 0) + 1
             name = f"{prefix}{self._counters[prefix]}"
         if not NAME_RX.match(name):
-            raise ConfigError(f"Bad node name {name!r}",
-                              "names are lowercase letters, digits and _, up to 31 characters")
+            raise ConfigError(
+                f"Bad node name {name!r}",
+                "names are lowercase letters, digits and _, up to 31 characters",
+            )
         if name in self.nodes:
             raise ConfigError(f"This topology already has a node named {name!r}")
         return name
@@ -121,8 +134,9 @@ class Topology:
     def _new_node(self, name: str) -> Node:
         root = self.host.make_dir(self.root / name)
         self.host.make_dir(root / "sock")
-        node = Node(name, self.inst, self.host, root, self.host.run_dir.claim_port(),
-                    self.credentials)
+        node = Node(
+            name, self.inst, self.host, root, self.host.run_dir.claim_port(), self.credentials
+        )
         node.conf.update(self.common_settings())
         self.nodes[name] = node
         return node
@@ -145,21 +159,30 @@ class Topology:
         return settings
 
     def archive_settings(self) -> dict[str, object]:
-        return {"archive_mode": "on", "archive_command": self.archive.archive_command(),
-                "restore_command": self.archive.restore_command()}
+        return {
+            "archive_mode": "on",
+            "archive_command": self.archive.archive_command(),
+            "restore_command": self.archive.restore_command(),
+        }
 
     # primaries --------------------------------------------------------------------------
-    def primary(self, name: str = "primary", archive: bool = True,
-                settings: Mapping[str, object] | None = None, start: bool = True,
-                wal_limit: str | None = None) -> Node:
+    def primary(
+        self,
+        name: str = "primary",
+        archive: bool = True,
+        settings: Mapping[str, object] | None = None,
+        start: bool = True,
+        wal_limit: str | None = None,
+    ) -> Node:
         """A new, independent primary (its own system identifier), archiving if asked.
 
         ``wal_limit`` (e.g. ``"96m"``) puts its ``pg_wal`` on a file system of that size, for
         ``faults.disk_full`` (Docker backend; ``FaultUnsupported`` on the local one).
         """
         node = self._new_node(self._name("primary", name))
-        template = ensure_template(self.inst, self.host.user, self.cache_dir,
-                                   runner=self.host, scratch=self.root)
+        template = ensure_template(
+            self.inst, self.host.user, self.cache_dir, runner=self.host, scratch=self.root
+        )
         node.datadir.rmdir() if node.datadir.exists() else None
         copy_datadir(template, node.datadir)
         set_system_identifier(node.datadir, new_system_identifier())
@@ -181,29 +204,56 @@ class Topology:
         Sent as SCRAM verifiers over the private socket: no password ever reaches the server.
         """
         socket_port = node.host.server_port(node.name, node.port)
-        with psycopg.connect(host=str(node.sockdir), port=socket_port, user=SUPERUSER,
-                             dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(node.sockdir),
+            port=socket_port,
+            user=SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+
             def verifier(password: str, user: str) -> str:
                 return conn.pgconn.encrypt_password(
-                    password.encode(), user.encode(), b"scram-sha-256").decode()
+                    password.encode(), user.encode(), b"scram-sha-256"
+                ).decode()
+
             creds = self.credentials
-            conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD "
-                         f"'{verifier(creds.password, SUPERUSER)}'")
-            conn.execute(f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD "
-                         f"'{verifier(creds.replication_password, REPLICATION_USER)}'")
+            conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier(creds.password, SUPERUSER)}'")
+            conn.execute(
+                f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD "
+                f"'{verifier(creds.replication_password, REPLICATION_USER)}'"
+            )
 
     # backups ----------------------------------------------------------------------------
-    def backup(self, node: Node, label: str | None = None, fmt: str = "plain",
-               compress: bool = False, manifest: bool = True,
-               incremental: Backup | None = None, extra_args: tuple[str, ...] = ()) -> Backup:
+    def backup(
+        self,
+        node: Node,
+        label: str | None = None,
+        fmt: str = "plain",
+        compress: bool = False,
+        manifest: bool = True,
+        incremental: Backup | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> Backup:
         """``pg_basebackup`` of ``node`` into the archive (fast checkpoint, streamed WAL)."""
         if fmt not in ("plain", "tar"):
             raise ConfigError(f"Unknown backup format {fmt!r}", "valid formats: plain, tar")
         label = self._name("backup", label)
         self.nodes.pop(label, None)
         path = self.archive.new_backup_dir(label)
-        args: list[str] = ["-D", str(path), "-X", "stream", "-c", "fast", "-l", label,
-                           "-U", REPLICATION_USER, *self._sync_args()]
+        args: list[str] = [
+            "-D",
+            str(path),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-l",
+            label,
+            "-U",
+            REPLICATION_USER,
+            *self._sync_args(),
+        ]
         if fmt == "tar":
             args += ["-F", "t"] + (["-z"] if compress else [])
         if not manifest:
@@ -212,9 +262,15 @@ class Topology:
             self.require(17, "Incremental backup")
             args.append(f"--incremental={incremental.manifest}")
         node.run_tool("pg_basebackup", *args, *extra_args)
-        info = Backup(path=path, label=label, source=node.name, fmt=fmt, compressed=compress,
-                      system_identifier=node.system_identifier(),
-                      incremental_of=incremental.label if incremental else None)
+        info = Backup(
+            path=path,
+            label=label,
+            source=node.name,
+            fmt=fmt,
+            compressed=compress,
+            system_identifier=node.system_identifier(),
+            incremental_of=incremental.label if incremental else None,
+        )
         _read_backup_label(info)
         return info
 
@@ -232,26 +288,40 @@ class Topology:
         if path.exists():
             raise FileExistsError(f"a backup labelled {label!r} already exists in {path.parent}")
         self.nodes[backups[-1].source].run_tool(
-            "pg_combinebackup", *(b.path for b in backups), "-o", path, *self._sync_args())
-        info = Backup(path=path, label=label, source=backups[-1].source, fmt="plain",
-                      system_identifier=backups[0].system_identifier,
-                      extra={"combined_from": ",".join(b.label for b in backups)})
+            "pg_combinebackup", *(b.path for b in backups), "-o", path, *self._sync_args()
+        )
+        info = Backup(
+            path=path,
+            label=label,
+            source=backups[-1].source,
+            fmt="plain",
+            system_identifier=backups[0].system_identifier,
+            extra={"combined_from": ",".join(b.label for b in backups)},
+        )
         _read_backup_label(info)
         return info
 
     def cold_backup(self, node: Node, label: str | None = None) -> Backup:
         """Copy the data directory of a stopped node (runbook Lab 14, step 4)."""
         if node.is_running():
-            raise RecoveryError(f"A cold backup of {node.name} needs it stopped",
-                                "copying a running server's files gives an inconsistent copy",
-                                "Call node.stop() first")
+            raise RecoveryError(
+                f"A cold backup of {node.name} needs it stopped",
+                "copying a running server's files gives an inconsistent copy",
+                "Call node.stop() first",
+            )
         label = self._name("backup", label)
         path = self.archive.backups / label
         copy_datadir(node.datadir, path)
         for leftover in ("postmaster.pid", "postmaster.opts"):
             (path / leftover).unlink(missing_ok=True)
-        return Backup(path=path, label=label, source=node.name, fmt="plain",
-                      system_identifier=_sysid_of(path), extra={"method": "cold copy"})
+        return Backup(
+            path=path,
+            label=label,
+            source=node.name,
+            fmt="plain",
+            system_identifier=_sysid_of(path),
+            extra={"method": "cold copy"},
+        )
 
     def _materialize(self, backup: Backup, node: Node) -> None:
         """Lay a backup down as ``node``'s data directory."""
@@ -267,20 +337,41 @@ class Topology:
             if tarball.exists():
                 proc = self.host.run(["tar", "-xf", str(tarball), "-C", str(dest)])
                 if proc.returncode != 0:
-                    raise RecoveryError(f"Extracting {tarball} failed", proc.stderr.strip(),
-                                        "Check the backup; pg_verifybackup can tell what is wrong")
+                    raise RecoveryError(
+                        f"Extracting {tarball} failed",
+                        proc.stderr.strip(),
+                        "Check the backup; pg_verifybackup can tell what is wrong",
+                    )
 
     # replicas ---------------------------------------------------------------------------
-    def replica(self, upstream: Node, name: str | None = None, backup: Backup | None = None,
-                sync: bool = False, slot: bool = True, delay: str | None = None,
-                settings: Mapping[str, object] | None = None, start: bool = True) -> Node:
+    def replica(
+        self,
+        upstream: Node,
+        name: str | None = None,
+        backup: Backup | None = None,
+        sync: bool = False,
+        slot: bool = True,
+        delay: str | None = None,
+        settings: Mapping[str, object] | None = None,
+        start: bool = True,
+    ) -> Node:
         """A streaming replica of ``upstream``: from ``backup`` or a fresh ``pg_basebackup``."""
         node = self._new_node(self._name("replica", name))
         slot_name = f"slot_{node.name}" if slot else None
         if backup is None:
             node.datadir.rmdir() if node.datadir.exists() else None
-            args = ["-D", str(node.datadir), "-X", "stream", "-c", "fast", "--no-manifest",
-                    "-U", REPLICATION_USER, *self._sync_args()]
+            args = [
+                "-D",
+                str(node.datadir),
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-manifest",
+                "-U",
+                REPLICATION_USER,
+                *self._sync_args(),
+            ]
             if slot_name:
                 args += ["-C", "-S", slot_name]
             upstream.run_tool("pg_basebackup", *args)
@@ -301,13 +392,15 @@ class Topology:
     def _point_at(self, node: Node, upstream: Node, slot_name: str | None) -> None:
         if self._archive is not None:
             node.conf.update(self.archive_settings())
-        node.conf.update({
-            "primary_conninfo": (
-                f"{upstream.peer_conninfo(user=REPLICATION_USER)}"
-                f" passfile={self.credentials.passfile} application_name={node.name}"
-            ),
-            "recovery_target_timeline": "latest",
-        })
+        node.conf.update(
+            {
+                "primary_conninfo": (
+                    f"{upstream.peer_conninfo(user=REPLICATION_USER)}"
+                    f" passfile={self.credentials.passfile} application_name={node.name}"
+                ),
+                "recovery_target_timeline": "latest",
+            }
+        )
         if slot_name:
             node.conf["primary_slot_name"] = slot_name
         node.signal_file("standby")
@@ -324,8 +417,9 @@ class Topology:
     def follow(self, node: Node, new_upstream: Node) -> None:
         """Point a standby at another upstream (after a failover) and restart it."""
         slot_name = f"slot_{node.name}"
-        if not new_upstream.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
-                                  [slot_name]):
+        if not new_upstream.query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot_name]
+        ):
             new_upstream.scalar("SELECT pg_create_physical_replication_slot(%s)", [slot_name])
         self._point_at(node, new_upstream, slot_name)
         node.restart()
@@ -337,13 +431,19 @@ class Topology:
         first). Whatever ``old`` wrote after the timelines split is thrown away.
         """
         if old.is_running():
-            raise RecoveryError(f"pg_rewind of {old.name} needs it stopped",
-                                "pg_rewind rewrites the data directory of a server that is down",
-                                "Call old.stop() (or old.crash()) first")
+            raise RecoveryError(
+                f"pg_rewind of {old.name} needs it stopped",
+                "pg_rewind rewrites the data directory of a server that is down",
+                "Call old.stop() (or old.crash()) first",
+            )
         new.scalar("CHECKPOINT")  # pg_rewind reads the source's timeline from pg_control
         source = f"{new.peer_conninfo()} passfile={self.credentials.passfile}"
-        proc = old.run_tool("pg_rewind", f"--target-pgdata={old.datadir}",
-                            f"--source-server={source}", *self._sync_args())
+        proc = old.run_tool(
+            "pg_rewind",
+            f"--target-pgdata={old.datadir}",
+            f"--source-server={source}",
+            *self._sync_args(),
+        )
         slot_name = f"slot_{old.name}"
         if not new.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot_name]):
             new.scalar("SELECT pg_create_physical_replication_slot(%s)", [slot_name])
@@ -352,10 +452,16 @@ class Topology:
         return proc.stdout + proc.stderr
 
     # point-in-time recovery -------------------------------------------------------------
-    def restore(self, backup: Backup, target: RecoveryTarget | None = None,
-                name: str | None = None, settings: Mapping[str, object] | None = None,
-                stopwatch: Stopwatch | None = None, wait: bool = True,
-                timeout: float | None = None) -> Node:
+    def restore(
+        self,
+        backup: Backup,
+        target: RecoveryTarget | None = None,
+        name: str | None = None,
+        settings: Mapping[str, object] | None = None,
+        stopwatch: Stopwatch | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Node:
         """Restore ``backup`` into a new node and recover it from the archive to ``target``.
 
         With ``wait``, returns once the target's action is done: promoted (writable), paused
@@ -382,8 +488,14 @@ class Topology:
             self.wait_recovery(node, target, offset, stopwatch, timeout)
         return node
 
-    def wait_recovery(self, node: Node, target: RecoveryTarget, offset: int = 0,
-                      stopwatch: Stopwatch | None = None, timeout: float | None = None) -> None:
+    def wait_recovery(
+        self,
+        node: Node,
+        target: RecoveryTarget,
+        offset: int = 0,
+        stopwatch: Stopwatch | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Wait until recovery reached ``target`` and did its action; fail fast otherwise."""
         state = {"replayed": False}
 
@@ -412,8 +524,12 @@ class Topology:
                 return True
             return False
 
-        poll(check, f"{node.name} to recover to {target.describe()}", timeout,
-             lambda: node.log.tail(offset=offset))
+        poll(
+            check,
+            f"{node.name} to recover to {target.describe()}",
+            timeout,
+            lambda: node.log.tail(offset=offset),
+        )
         if target.kind == "latest" and node.name in self._archive_at_start:
             self._check_whole_archive_replayed(node, self._archive_at_start.pop(node.name), offset)
 
@@ -453,7 +569,8 @@ class Topology:
             _why_recovery_failed(text),
             "Check the recovery target against the archive and the backup; the server's own"
             " messages are below",
-            log_lines=node.log.important(offset), log_name=str(node.log.path),
+            log_lines=node.log.important(offset),
+            log_name=str(node.log.path),
         )
 
     # promotion and waits ----------------------------------------------------------------
@@ -464,26 +581,34 @@ class Topology:
             self.wait_promoted(node, timeout)
 
     def wait_promoted(self, node: Node, timeout: float | None = None) -> None:
-        node.poll_query("SELECT NOT pg_is_in_recovery()", f"{node.name} to finish promotion",
-                        timeout)
+        node.poll_query(
+            "SELECT NOT pg_is_in_recovery()", f"{node.name} to finish promotion", timeout
+        )
 
     def wait_replayed(self, node: Node, lsn: Lsn, timeout: float | None = None) -> None:
-        node.poll_query(f"SELECT '{lsn}'::pg_lsn <= pg_last_wal_replay_lsn()",
-                        f"{node.name} to replay up to {lsn}", timeout)
+        node.poll_query(
+            f"SELECT '{lsn}'::pg_lsn <= pg_last_wal_replay_lsn()",
+            f"{node.name} to replay up to {lsn}",
+            timeout,
+        )
 
-    def wait_caught_up(self, upstream: Node, replica: Node, lsn: Lsn | None = None,
-                       timeout: float | None = None) -> Lsn:
+    def wait_caught_up(
+        self, upstream: Node, replica: Node, lsn: Lsn | None = None, timeout: float | None = None
+    ) -> Lsn:
         """Wait until ``upstream`` sees ``replica`` streaming and replayed up to ``lsn``."""
         lsn = lsn or upstream.lsn("write" if not upstream.in_recovery() else "replay")
         self.wait_replayed(replica, lsn, timeout)
         upstream.poll_query(
             f"SELECT '{lsn}'::pg_lsn <= replay_lsn AND state = 'streaming' FROM"
             f" pg_stat_replication WHERE application_name = '{replica.name}'",
-            f"{replica.name} to catch up with {upstream.name} at {lsn}", timeout)
+            f"{replica.name} to catch up with {upstream.name} at {lsn}",
+            timeout,
+        )
         return lsn
 
-    def wait_archived(self, node: Node, lsn: Lsn | None = None,
-                      timeout: float | None = None) -> str:
+    def wait_archived(
+        self, node: Node, lsn: Lsn | None = None, timeout: float | None = None
+    ) -> str:
         """Wait until all WAL before ``lsn`` (default: now) is in the archive.
 
         Switches to a new segment when ``lsn`` lies in the one being written. Returns the
@@ -500,19 +625,28 @@ class Topology:
 
         def archived() -> bool:
             if not node.is_running():
-                raise RecoveryError(f"{node.name} stopped before archiving {segment}",
-                                    "the server exited", log_lines=node.log.important())
+                raise RecoveryError(
+                    f"{node.name} stopped before archiving {segment}",
+                    "the server exited",
+                    log_lines=node.log.important(),
+                )
             return self.archive.has(segment)
 
-        poll(archived, f"{node.name} to archive WAL segment {segment}", timeout,
-             lambda: node.log.tail() + [f"pg_stat_archiver: {self._archiver_stats(node)}"])
+        poll(
+            archived,
+            f"{node.name} to archive WAL segment {segment}",
+            timeout,
+            lambda: node.log.tail() + [f"pg_stat_archiver: {self._archiver_stats(node)}"],
+        )
         return segment
 
     @staticmethod
     def _archiver_stats(node: Node) -> str:
         try:
-            row = node.query("SELECT archived_count, last_archived_wal, failed_count,"
-                             " last_failed_wal FROM pg_stat_archiver")[0]
+            row = node.query(
+                "SELECT archived_count, last_archived_wal, failed_count,"
+                " last_failed_wal FROM pg_stat_archiver"
+            )[0]
         except Exception as exc:  # the node may be gone; the log tail says why
             return f"unavailable ({exc})"
         archived, last, failed, last_failed = row
@@ -576,23 +710,31 @@ def _log_lines(node: Node, offset: int, extra: str, count: int = 15) -> list[str
     """The log's important lines and those matching ``extra``, in order."""
     important = set(node.log.important(offset, count=200))
     rx = re.compile(extra)
-    return [line for line in node.log.lines(offset)
-            if line in important or rx.search(line)][-count:]
-
+    return [line for line in node.log.lines(offset) if line in important or rx.search(line)][
+        -count:
+    ]
 
 
 def _has_target(conf: Mapping[str, object]) -> bool:
     """Whether settings name a recovery target (a stop point other than the archive's end)."""
-    keys = ("recovery_target", "recovery_target_xid", "recovery_target_time",
-            "recovery_target_name", "recovery_target_lsn")
+    keys = (
+        "recovery_target",
+        "recovery_target_xid",
+        "recovery_target_time",
+        "recovery_target_name",
+        "recovery_target_lsn",
+    )
     return any(str(conf.get(key, "")) for key in keys)
 
 
 def history_parent(text: str) -> tuple[int, Lsn] | None:
     """The last entry of a timeline history file: the timeline replayed last, and the LSN
     where the new timeline branched off it (the end of replay)."""
-    entries = [line.split() for line in text.splitlines()
-               if line.strip() and not line.lstrip().startswith("#")]
+    entries = [
+        line.split()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not entries or len(entries[-1]) < 2:
         return None
     return int(entries[-1][0]), Lsn.parse(entries[-1][1])
@@ -603,13 +745,17 @@ def segment_number(name: str, segment_size: int) -> int:
     return int(name[8:16], 16) * (0x1_0000_0000 // segment_size) + int(name[16:24], 16)
 
 
-def unreplayed_segments(segments: list[str], timeline: int, end: Lsn,
-                        segment_size: int) -> list[str]:
+def unreplayed_segments(
+    segments: list[str], timeline: int, end: Lsn, segment_size: int
+) -> list[str]:
     """Segments of ``timeline`` that lie wholly after ``end``, where replay stopped."""
     first_unread = -(-end.value // segment_size)  # the segment holding ``end`` was read
     prefix = f"{timeline:08X}"
-    return sorted(name for name in segments if name.startswith(prefix)
-                  and segment_number(name, segment_size) >= first_unread)
+    return sorted(
+        name
+        for name in segments
+        if name.startswith(prefix) and segment_number(name, segment_size) >= first_unread
+    )
 
 
 def _paused(node: Node) -> bool:
@@ -622,12 +768,18 @@ def _paused(node: Node) -> bool:
 def _why_recovery_failed(text: str) -> str:
     for pattern, why in (
         (r"multiple recovery targets specified", "two recovery targets were set at once"),
-        (r"recovery ended before configured recovery target was reached",
-         "the archive ends before the recovery target: it was never reached"),
-        (r"requested recovery stop point is before consistent recovery point",
-         "the target lies before the backup's consistency point"),
-        (r"could not locate required checkpoint record|invalid checkpoint record",
-         "WAL needed by the backup is missing"),
+        (
+            r"recovery ended before configured recovery target was reached",
+            "the archive ends before the recovery target: it was never reached",
+        ),
+        (
+            r"requested recovery stop point is before consistent recovery point",
+            "the target lies before the backup's consistency point",
+        ),
+        (
+            r"could not locate required checkpoint record|invalid checkpoint record",
+            "WAL needed by the backup is missing",
+        ),
         (r"must specify restore_command", "no restore_command was configured"),
         (r"wal_level=minimal", "the WAL was generated with wal_level=minimal"),
     ):
@@ -650,4 +802,5 @@ def _read_backup_label(info: Backup) -> None:
 
 def _sysid_of(datadir: Path) -> int:
     from .template import system_identifier
+
     return system_identifier(datadir)

@@ -81,12 +81,17 @@ class Fingerprint:
         bare = {t.split(".", 1)[1] for t in names if t.startswith("public.")}
         return Fingerprint(
             tables={k: v for k, v in self.tables.items() if k in names},
-            sequences={k: v for k, v in self.sequences.items()
-                       if any(k.startswith(f"{t}_") for t in names)},
-            constraints={k: v for k, v in self.constraints.items()
-                         if k.split(" ", 1)[0] in names | bare},
-            indexes={k: v for k, v in self.indexes.items()
-                     if any(f" ON {t} " in v or f" ON ONLY {t} " in v for t in names)},
+            sequences={
+                k: v for k, v in self.sequences.items() if any(k.startswith(f"{t}_") for t in names)
+            },
+            constraints={
+                k: v for k, v in self.constraints.items() if k.split(" ", 1)[0] in names | bare
+            },
+            indexes={
+                k: v
+                for k, v in self.indexes.items()
+                if any(f" ON {t} " in v or f" ON ONLY {t} " in v for t in names)
+            },
         )
 
 
@@ -94,7 +99,9 @@ def table_print(node: Node, table: str, dbname: str = "postgres") -> TablePrint:
     """Row count and an order-independent hash (of the sorted per-row md5s) of one table."""
     count, digest = node.query(
         f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), ''))"  # noqa: S608
-        f" FROM (SELECT md5(t::text) AS h FROM {table} t) s", dbname=dbname)[0]
+        f" FROM (SELECT md5(t::text) AS h FROM {table} t) s",
+        dbname=dbname,
+    )[0]
     return TablePrint(int(count), str(digest))
 
 
@@ -143,8 +150,9 @@ def differences(expected: Fingerprint, actual: Fingerprint, sequences: str = "ex
     ):
         for name in sorted(set(want_map) | set(got_map)):
             if want_map.get(name) != got_map.get(name):
-                out.append(f"{label} {name}: {got_map.get(name)!r},"
-                           f" expected {want_map.get(name)!r}")
+                out.append(
+                    f"{label} {name}: {got_map.get(name)!r}, expected {want_map.get(name)!r}"
+                )
     return out
 
 
@@ -165,13 +173,19 @@ def _sequence_differences(want: dict[str, Any], got: dict[str, Any], mode: str) 
         ahead_ok = mode == "at_least" and a is not None and b is not None and int(b) >= int(a)
         behind_ok = mode == "at_least" and a is None and b is not None
         if not (ahead_ok or behind_ok):
-            out.append(f"sequence {name}: last_value {b!r}, expected {a!r}"
-                       + (" or more" if mode == "at_least" else ""))
+            out.append(
+                f"sequence {name}: last_value {b!r}, expected {a!r}"
+                + (" or more" if mode == "at_least" else "")
+            )
     return out
 
 
-def assert_same(expected: Fingerprint, actual: Fingerprint, what: str = "recovered data",
-                sequences: str = "exact") -> None:
+def assert_same(
+    expected: Fingerprint,
+    actual: Fingerprint,
+    what: str = "recovered data",
+    sequences: str = "exact",
+) -> None:
     diff = differences(expected, actual, sequences)
     if diff:
         raise AssertionError(f"{what} differs from what was expected:\n  " + "\n  ".join(diff))
@@ -227,9 +241,12 @@ def assert_indexes_ok(node: Node, dbname: str = "postgres", required: bool = Fal
     result = check_indexes(node, dbname)
     if result.corrupt:
         lines = [f"{name}: {error}" for name, error in sorted(result.corrupt.items())]
-        raise AssertionError(f"amcheck found corrupt btree indexes in {dbname} on {node.name}:"
-                             "\n  " + "\n  ".join(lines))
+        raise AssertionError(
+            f"amcheck found corrupt btree indexes in {dbname} on {node.name}:"
+            "\n  " + "\n  ".join(lines)
+        )
     if required and result.skipped:
-        raise AssertionError(f"indexes of {dbname} on {node.name} were not checked:"
-                             f" {result.skipped}")
+        raise AssertionError(
+            f"indexes of {dbname} on {node.name} were not checked: {result.skipped}"
+        )
     return result

@@ -58,9 +58,14 @@ class Ack:
     lsn: str
 
     def as_dict(self, origin: float | None = None) -> dict[str, Any]:
-        return {"id": self.id, "t_s": _rel(self.client_t, origin),
-                "server_time": self.server_t.isoformat(), "timeline": self.timeline,
-                "node": self.node, "lsn": self.lsn}
+        return {
+            "id": self.id,
+            "t_s": _rel(self.client_t, origin),
+            "server_time": self.server_t.isoformat(),
+            "timeline": self.timeline,
+            "node": self.node,
+            "lsn": self.lsn,
+        }
 
 
 @dataclass(frozen=True)
@@ -126,11 +131,16 @@ class Rpo:
         return len(self.lost)
 
     def as_dict(self, origin: float | None = None) -> dict[str, Any]:
-        return {"checked_on": self.node, "acknowledged": self.acknowledged,
-                "lost_commits": self.lost_commits, "window_s": round(self.window_s, 6),
-                "wal_bytes": self.wal_bytes, "old_lsn": self.old_lsn,
-                "timeline_start": self.timeline_start,
-                "lost": [a.as_dict(origin) for a in self.lost[:LOST_SHOWN]]}
+        return {
+            "checked_on": self.node,
+            "acknowledged": self.acknowledged,
+            "lost_commits": self.lost_commits,
+            "window_s": round(self.window_s, 6),
+            "wal_bytes": self.wal_bytes,
+            "old_lsn": self.old_lsn,
+            "timeline_start": self.timeline_start,
+            "lost": [a.as_dict(origin) for a in self.lost[:LOST_SHOWN]],
+        }
 
 
 @dataclass
@@ -152,14 +162,21 @@ class Writer:
     ``max_duration`` seconds; ``stop()`` (or leaving the ``with`` block) ends it sooner.
     """
 
-    def __init__(self, nodes: Node | Sequence[Node] | Callable[[], Iterable[Node]],
-                 rate: float = 50.0, max_duration: float = 300.0, table: str = PROBE_TABLE,
-                 dbname: str = "postgres", connect_timeout: int = 2,
-                 write_timeout: float = 5.0, clock: Callable[[], float] = time.perf_counter,
-                 ) -> None:
+    def __init__(
+        self,
+        nodes: Node | Sequence[Node] | Callable[[], Iterable[Node]],
+        rate: float = 50.0,
+        max_duration: float = 300.0,
+        table: str = PROBE_TABLE,
+        dbname: str = "postgres",
+        connect_timeout: int = 2,
+        write_timeout: float = 5.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if rate <= 0 or max_duration <= 0:
-            raise ConfigError(f"Bad writer rate {rate!r} or max_duration {max_duration!r}",
-                              "both must be above 0")
+            raise ConfigError(
+                f"Bad writer rate {rate!r} or max_duration {max_duration!r}", "both must be above 0"
+            )
         self._candidates = _candidates(nodes)
         self.interval = 1.0 / rate
         self.max_duration = max_duration
@@ -184,15 +201,19 @@ class Writer:
         """Create the probe table on the writable node, then start writing in the background."""
         node = self._writable_node()
         if node is None:
-            raise RecoveryError("The writer found no writable node to start on",
-                                f"candidates: {', '.join(n.name for n in self._candidates())}",
-                                "Start the primary before the writer")
-        node.query(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY,"
-                   " timeline text NOT NULL"
-                   " DEFAULT substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8),"
-                   " t timestamptz NOT NULL DEFAULT clock_timestamp(),"
-                   " lsn pg_lsn NOT NULL DEFAULT pg_current_wal_insert_lsn())",
-                   dbname=self.dbname)
+            raise RecoveryError(
+                "The writer found no writable node to start on",
+                f"candidates: {', '.join(n.name for n in self._candidates())}",
+                "Start the primary before the writer",
+            )
+        node.query(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY,"
+            " timeline text NOT NULL"
+            " DEFAULT substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8),"
+            " t timestamptz NOT NULL DEFAULT clock_timestamp(),"
+            " lsn pg_lsn NOT NULL DEFAULT pg_current_wal_insert_lsn())",
+            dbname=self.dbname,
+        )
         self.started_at = self.clock()
         self._thread = threading.Thread(target=self._run, name="pgdr-writer", daemon=True)
         self._thread.start()
@@ -247,7 +268,8 @@ class Writer:
             self._notices.clear()
             cur = self._conn.execute(
                 f"INSERT INTO {self.table} (id) VALUES (%s) RETURNING timeline, t, lsn::text",
-                [row_id])
+                [row_id],
+            )
             row = cur.fetchone()
         except psycopg.Error as exc:
             self._failed(row_id, str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
@@ -258,8 +280,7 @@ class Writer:
             return
         assert row is not None  # INSERT ... RETURNING gives one row
         timeline, server_t, lsn = row
-        self._acked(Ack(row_id, self.clock(), server_t, int(timeline, 16), self._node_name,
-                        lsn))
+        self._acked(Ack(row_id, self.clock(), server_t, int(timeline, 16), self._node_name, lsn))
 
     def _acked(self, ack: Ack) -> None:
         with self.ledger.cond:
@@ -289,8 +310,11 @@ class Writer:
         return None
 
     def _open(self, node: Node) -> psycopg.Connection[Any] | None:
-        conn = node.connect(self.dbname, connect_timeout=self.connect_timeout,
-                            options=f"-c statement_timeout={self.write_timeout_ms}")
+        conn = node.connect(
+            self.dbname,
+            connect_timeout=self.connect_timeout,
+            options=f"-c statement_timeout={self.write_timeout_ms}",
+        )
         conn.add_notice_handler(lambda diag: self._notices.append(diag.message_primary or ""))
         if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,):
             return conn
@@ -325,8 +349,9 @@ class Writer:
         self.fault_at = self.clock() if at is None else at
         return self.fault_at
 
-    def wait_for_acks(self, count: int = 1, after: float | None = None,
-                      timeout: float | None = None) -> Ack:
+    def wait_for_acks(
+        self, count: int = 1, after: float | None = None, timeout: float | None = None
+    ) -> Ack:
         """Wait until ``count`` commits were acknowledged after ``after`` (clock reading)."""
         deadline = deadline_for(timeout)
         with self.ledger.cond:
@@ -343,7 +368,8 @@ class Writer:
             "no candidate node accepted writes" if self.running else "the writer has stopped",
             "Check that a candidate node was promoted; the writer's last errors are below",
             log_lines=[f"{e.node or '-'}: {e.message}" for e in self.errors[-8:]],
-            log_name="writer errors")
+            log_name="writer errors",
+        )
 
     def outage(self, fault_at: float | None = None) -> Outage:
         """The gap between the last write acknowledged before the fault and the first after.
@@ -358,8 +384,13 @@ class Writer:
         before = [a for a in acks if fault_at is not None and a.client_t <= fault_at]
         after = [a for a in acks if fault_at is not None and a.client_t > fault_at]
         ended = self.stopped_at if self.stopped_at is not None else self.clock()
-        return Outage(fault_at, before[-1] if before else None, after[0] if after else None,
-                      self._failed_between(before, after), ended)
+        return Outage(
+            fault_at,
+            before[-1] if before else None,
+            after[0] if after else None,
+            self._failed_between(before, after),
+            ended,
+        )
 
     def _failed_between(self, before: list[Ack], after: list[Ack]) -> int:
         low = before[-1].id if before else 0
@@ -372,12 +403,17 @@ class Writer:
         if not allow_standby and node.in_recovery():
             raise RecoveryError(
                 f"{node.name} is still in recovery: counting lost commits now reads WAL not yet"
-                " replayed as lost", "RPO is only meaningful once recovery has finished",
-                "Promote the node and wait (pgdr.promote / wait_promoted) before counting")
+                " replayed as lost",
+                "RPO is only meaningful once recovery has finished",
+                "Promote the node and wait (pgdr.promote / wait_promoted) before counting",
+            )
         acks = self.acks
         try:
-            rows = node.query(f"SELECT id FROM {self.table} WHERE id = ANY(%s::bigint[])",
-                              [[a.id for a in acks]], dbname=self.dbname)
+            rows = node.query(
+                f"SELECT id FROM {self.table} WHERE id = ANY(%s::bigint[])",
+                [[a.id for a in acks]],
+                dbname=self.dbname,
+            )
         except psycopg.errors.UndefinedTable:
             rows = []
         present = {r[0] for r in rows}
@@ -396,8 +432,15 @@ class Writer:
             old = old_flush or _last_lsn(acks, parent)
             if old is not None:
                 wal_bytes, old_lsn = max(0, old - switch), str(old)
-        return Rpo(node.name, len(acks), tuple(lost), loss_window(acks, lost), wal_bytes,
-                   old_lsn, str(start[1]) if start else None)
+        return Rpo(
+            node.name,
+            len(acks),
+            tuple(lost),
+            loss_window(acks, lost),
+            wal_bytes,
+            old_lsn,
+            str(start[1]) if start else None,
+        )
 
 
 def loss_window(acks: Sequence[Ack], lost: Sequence[Ack]) -> float:
@@ -421,8 +464,11 @@ def timeline_start(node: Node) -> tuple[int, Lsn] | None:
     if tli <= 1:
         return None
     text = node.scalar("SELECT pg_read_file(%s)", [f"pg_wal/{tli:08X}.history"])
-    entries = [line.split() for line in str(text or "").splitlines()
-               if line.strip() and not line.startswith("#")]
+    entries = [
+        line.split()
+        for line in str(text or "").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     if not entries:
         return None
     return int(entries[-1][0]), Lsn.parse(entries[-1][1])

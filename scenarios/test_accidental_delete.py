@@ -64,14 +64,18 @@ def record_loss(measure: Measurement, lost: int) -> None:
 def swap_in(node: Node, restored: str) -> None:
     """Put ``restored`` in the damaged database's place; keep the damaged one for forensics."""
     node.close_connections()
-    node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-               " WHERE datname = %s AND pid <> pg_backend_pid()", [DB])
+    node.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        [DB],
+    )
     node.query(f"ALTER DATABASE {DB} RENAME TO {DB}_damaged")
     node.query(f"ALTER DATABASE {restored} RENAME TO {DB}")
 
 
-def test_restore_last_dump_and_swap(pgdr: Topology, dataset: Dataset,
-                                    pgdr_measure: Measurement) -> None:
+def test_restore_last_dump_and_swap(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary(archive=False)
     dataset.load(primary, DB)
     dump = pgdr.host.make_dir(pgdr.root / "dumps") / "nightly.dump"
@@ -95,8 +99,9 @@ def test_restore_last_dump_and_swap(pgdr: Topology, dataset: Dataset,
     lost = count_missing(primary, "orders", written, DB)
     record_loss(pgdr_measure, lost)
     assert lost == WRITES, f"expected exactly the {WRITES} orders written after the dump lost"
-    assert count_missing(primary, "orders", written, f"{DB}_damaged") == 0, \
+    assert count_missing(primary, "orders", written, f"{DB}_damaged") == 0, (
         "the damaged database must still hold the lost orders (for manual recovery)"
+    )
 
 
 def pitr_target(kind: str, accident: dict[str, Any]) -> RecoveryTarget:
@@ -114,8 +119,9 @@ def stop_line(kind: str, accident: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("kind", ["xid", "time"])
-def test_pitr_to_just_before_the_delete(pgdr: Topology, dataset: Dataset,
-                                        pgdr_measure: Measurement, kind: str) -> None:
+def test_pitr_to_just_before_the_delete(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement, kind: str
+) -> None:
     primary = pgdr.primary()
     dataset.load(primary, DB)
     backup = pgdr.backup(primary)
@@ -130,8 +136,9 @@ def test_pitr_to_just_before_the_delete(pgdr: Topology, dataset: Dataset,
     actual = fingerprint(restored, DB)
     rto.stop("verify")
 
-    assert_same(expected, actual, f"{DB} recovered to just before the DELETE ({kind})",
-                sequences="at_least")
+    assert_same(
+        expected, actual, f"{DB} recovered to just before the DELETE ({kind})", sequences="at_least"
+    )
     assert finance_rows(restored) == dataset.employees_in(DEPT)
     lost = count_missing(restored, "orders", written, DB)
     record_loss(pgdr_measure, lost)

@@ -30,17 +30,24 @@ RATE = 50  # writer commits per second
 FREEZE_S = 1.0  # how long the primary stays frozen
 WAL_LIMIT = "96m"
 WAL_LIMIT_BYTES = 96 << 20
-BATCH = ("INSERT INTO batch (pad) SELECT repeat(md5(g::text), 28)"
-         " FROM generate_series(1, 1000) g")  # ~1 MB of WAL
+BATCH = (
+    "INSERT INTO batch (pad) SELECT repeat(md5(g::text), 28)"
+    " FROM generate_series(1, 1000) g"
+)  # ~1 MB of WAL
 PANIC_FULL = r"PANIC: .*No space left on device"
 GAVE_UP = r"(shutting down|aborting startup) due to startup process failure"
 
 
 def socket_connect(node: Node) -> psycopg.Connection[Any]:
     """A connection over the node's Unix socket (on a bind mount: no network needed)."""
-    return psycopg.connect(host=str(node.sockdir), user=node.credentials.superuser,
-                           port=node.host.server_port(node.name, node.port),
-                           dbname="postgres", autocommit=True, connect_timeout=5)
+    return psycopg.connect(
+        host=str(node.sockdir),
+        user=node.credentials.superuser,
+        port=node.host.server_port(node.name, node.port),
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 def replay_lsn(conn: psycopg.Connection[Any]) -> Lsn:
@@ -71,7 +78,8 @@ def wait_replay_stalls(conn: psycopg.Connection[Any], writer: Writer, quiet_acks
 
 
 def test_partitioned_replica_catches_up_with_every_acknowledged_row(
-        pgdr: Topology, pgdr_measure: Measurement) -> None:
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     # no archive: the replica can only get WAL over the network that is about to be cut
     primary = pgdr.primary(archive=False, settings={"wal_sender_timeout": "5s"})
     faults.partition(primary).check()  # the local backend skips here, before building more
@@ -86,9 +94,11 @@ def test_partitioned_replica_catches_up_with_every_acknowledged_row(
             seen = probe_ids(standby, writer.table)
             acked_so_far = [a.id for a in writer.acks]
             lag_bytes = primary.lsn() - stalled
-            lag_s = float(standby.execute(
-                "SELECT extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
-            ).fetchone()[0])  # type: ignore[index]
+            lag_s = float(
+                standby.execute(
+                    "SELECT extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
+                ).fetchone()[0]
+            )  # type: ignore[index]
             assert replay_lsn(standby) == stalled, "replay moved while cut off"
             assert lag_bytes > 0
             assert seen == set(range(1, max(seen) + 1)), "the replica holds a prefix of the rows"
@@ -112,6 +122,7 @@ def run_batches_until_refused(node: Node) -> int:
     """A batch job writing ~1 MB of WAL per statement until the server fails it."""
     done = {"batches": 0}
     with node.connect() as conn:
+
         def refused() -> bool:
             try:
                 conn.execute(BATCH)
@@ -125,7 +136,8 @@ def run_batches_until_refused(node: Node) -> int:
 
 
 def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
-        pgdr: Topology, pgdr_measure: Measurement) -> None:
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary(wal_limit=WAL_LIMIT)  # the local backend skips here
     primary.query("CREATE TABLE batch (id bigserial PRIMARY KEY, pad text NOT NULL)")
     assert primary.host.wal_space(primary.name)[0] == WAL_LIMIT_BYTES  # type: ignore[attr-defined]
@@ -178,7 +190,8 @@ def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
 
 
 def test_frozen_primary_stalls_writes_then_loses_nothing(
-        pgdr: Topology, pgdr_measure: Measurement) -> None:
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary(archive=False)
     with Writer(primary, rate=RATE) as writer:
         writer.wait_for_acks(20)
@@ -199,8 +212,9 @@ def test_frozen_primary_stalls_writes_then_loses_nothing(
     executed_before = [a for a in acks if a.server_t < frozen_wall]
     fault_at = max(frozen_at, executed_before[-1].client_t)
     outage = writer.outage(fault_at=fault_at)
-    assert not [a for a in acks if frozen_wall <= a.server_t <= thaw_wall], \
+    assert not [a for a in acks if frozen_wall <= a.server_t <= thaw_wall], (
         "a frozen server executed a write"
+    )
     assert outage.last_before == executed_before[-1] and outage.first_after is not None
     assert outage.first_after.client_t > thaw_at and outage.first_after.server_t > thaw_wall
     assert outage.seconds is not None and outage.seconds > thaw_at - fault_at

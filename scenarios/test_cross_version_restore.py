@@ -40,8 +40,10 @@ from pytest_pgdr.verify import assert_indexes_ok
 pytestmark = pytest.mark.pgdr
 
 # installation specs (as for --pgdr-postgres), or images on the docker backend
-SPECS = {"local": ("15", "embedded"),
-         "docker": ("docker:pytest-pgdr/pg15:latest", "docker:pytest-pgdr/pg18:latest")}
+SPECS = {
+    "local": ("15", "embedded"),
+    "docker": ("docker:pytest-pgdr/pg15:latest", "docker:pytest-pgdr/pg18:latest"),
+}
 DB = "shop"
 NOT_NULL_SQL = """
 SELECT table_name, column_name FROM information_schema.columns
@@ -66,8 +68,10 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
         except MissingBinaryError as exc:
             missing.append(f"{spec!r} ({exc.what})")
     if missing:
-        pytest.skip("cross-version restore needs PostgreSQL installations "
-                    f"{OLD!r} and {NEW!r}; missing: {', '.join(missing)}")
+        pytest.skip(
+            "cross-version restore needs PostgreSQL installations "
+            f"{OLD!r} and {NEW!r}; missing: {', '.join(missing)}"
+        )
     old, new = found[OLD], found[NEW]
     if old.major >= new.major:
         pytest.skip(f"{old.describe()} is not older than {new.describe()}")
@@ -106,13 +110,16 @@ def dump_header(node: Node, dump: str) -> tuple[str, str]:
     return source.group(1), tool.group(1)
 
 
-def test_dump_15_restore_18(pgdr_session: HarnessSession, dataset: Dataset,
-                            pgdr_measure: Measurement) -> None:
+def test_dump_15_restore_18(
+    pgdr_session: HarnessSession, dataset: Dataset, pgdr_measure: Measurement
+) -> None:
     old_inst, new_inst = installations(pgdr_session)
     pgdr_measure.context["postgres"] = f"{old_inst.label} -> {new_inst.label}"
     pgdr_measure.context["backend"] = "docker" if old_inst.image else "local"
-    with pgdr_session.topology(old_inst, "xver_old") as old_topo, \
-            pgdr_session.topology(new_inst, "xver_new") as new_topo:
+    with (
+        pgdr_session.topology(old_inst, "xver_old") as old_topo,
+        pgdr_session.topology(new_inst, "xver_new") as new_topo,
+    ):
         old = old_topo.primary(archive=False)
         dataset.load(old, DB)
         expected = fingerprint(old, DB)
@@ -128,11 +135,17 @@ def test_dump_15_restore_18(pgdr_session: HarnessSession, dataset: Dataset,
         rto.stop("verify")
 
         assert dump_header(new, dump) == (
-            old.scalar("SHOW server_version").split()[0], dumper.version)
-        assert_same(comparable(expected), comparable(actual),
-                    f"{DB} from PostgreSQL {old_inst.major} restored into {new_inst.major}")
+            old.scalar("SHOW server_version").split()[0],
+            dumper.version,
+        )
+        assert_same(
+            comparable(expected),
+            comparable(actual),
+            f"{DB} from PostgreSQL {old_inst.major} restored into {new_inst.major}",
+        )
         assert new.query(NOT_NULL_SQL, dbname=DB) == old.query(NOT_NULL_SQL, dbname=DB)
         assert {t: actual.rows(t) for t in dataset.tables} == {
-            f"public.{t}": n for t, n in dataset.counts.items()}
+            f"public.{t}": n for t, n in dataset.counts.items()
+        }
         assert int(new.scalar("SHOW server_version_num")) // 10000 == new_inst.major
         assert_indexes_ok(new, DB)

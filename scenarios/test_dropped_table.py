@@ -59,19 +59,29 @@ def drop_orders(node: Node) -> str:
 
 def keep_writing(node: Node) -> None:
     """The application goes on writing to the tables it still has."""
-    node.query("INSERT INTO users (full_name, email, created_at) SELECT 'Late User ' || g,"
-               " 'late.' || g || '@example.com', now() FROM generate_series(1, %s) g",
-               [USERS_AFTER_DROP], dbname=DB)
-    node.query("INSERT INTO employees (full_name, dept, salary) SELECT 'Late Hire ' || g, 'Ops',"
-               " 50000 FROM generate_series(1, %s) g", [EMPLOYEES_AFTER_DROP], dbname=DB)
+    node.query(
+        "INSERT INTO users (full_name, email, created_at) SELECT 'Late User ' || g,"
+        " 'late.' || g || '@example.com', now() FROM generate_series(1, %s) g",
+        [USERS_AFTER_DROP],
+        dbname=DB,
+    )
+    node.query(
+        "INSERT INTO employees (full_name, dept, salary) SELECT 'Late Hire ' || g, 'Ops',"
+        " 50000 FROM generate_series(1, %s) g",
+        [EMPLOYEES_AFTER_DROP],
+        dbname=DB,
+    )
 
 
 def assert_drop_lock_held(side: Node) -> None:
     """Paused before the DROP's commit, the side instance holds the DROP's lock on orders:
     ``pg_locks`` shows it granted (to the startup process) and a read cannot get past it."""
-    held = side.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
-                       " AND mode = 'AccessExclusiveLock' AND granted AND relation ="
-                       " (SELECT oid FROM pg_class WHERE relname = 'orders')", dbname=DB)
+    held = side.scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'relation'"
+        " AND mode = 'AccessExclusiveLock' AND granted AND relation ="
+        " (SELECT oid FROM pg_class WHERE relname = 'orders')",
+        dbname=DB,
+    )
     assert held == 1, "the side instance should hold the DROP's lock on orders"
     with side.connect(DB) as conn:
         conn.execute("SET lock_timeout = '10ms'")
@@ -82,15 +92,18 @@ def assert_drop_lock_held(side: Node) -> None:
 def with_table(now: Fingerprint, then: Fingerprint, table: str) -> Fingerprint:
     """``now`` with ``table`` (and what hangs on it) as it was in ``then``."""
     part = then.only(table)
-    return Fingerprint(tables={**now.tables, **part.tables},
-                       sequences={**now.sequences, **part.sequences},
-                       constraints={**now.constraints, **part.constraints},
-                       indexes={**now.indexes, **part.indexes},
-                       large_objects=now.large_objects)
+    return Fingerprint(
+        tables={**now.tables, **part.tables},
+        sequences={**now.sequences, **part.sequences},
+        constraints={**now.constraints, **part.constraints},
+        indexes={**now.indexes, **part.indexes},
+        large_objects=now.large_objects,
+    )
 
 
-def test_pitr_side_instance_then_restore_table(pgdr: Topology, dataset: Dataset,
-                                               pgdr_measure: Measurement) -> None:
+def test_pitr_side_instance_then_restore_table(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary()
     dataset.load(primary, DB)
     backup = pgdr.backup(primary)
@@ -106,8 +119,9 @@ def test_pitr_side_instance_then_restore_table(pgdr: Topology, dataset: Dataset,
     pgdr.wait_archived(primary)
 
     rto = pgdr_measure.declare_disaster()
-    side = pgdr.restore(backup, RecoveryTarget.xid(xid, inclusive=False, action="pause"),
-                        name="side", stopwatch=rto)
+    side = pgdr.restore(
+        backup, RecoveryTarget.xid(xid, inclusive=False, action="pause"), name="side", stopwatch=rto
+    )
     assert side.replay_pause_state() == "paused"
     assert side.log.grep(rf"recovery stopping before commit of transaction {xid}, time ")
     assert_drop_lock_held(side)
@@ -115,21 +129,27 @@ def test_pitr_side_instance_then_restore_table(pgdr: Topology, dataset: Dataset,
     pgdr.wait_promoted(side)
     rto.lap("end recovery of side instance")
     dump = pgdr.host.make_dir(pgdr.root / "dumps") / "orders.dump"
-    side.run_tool("pg_dump", "-Fc", "--lock-wait-timeout=30s", "-t", "orders", "-f", dump,
-                  "-d", DB)
+    side.run_tool("pg_dump", "-Fc", "--lock-wait-timeout=30s", "-t", "orders", "-f", dump, "-d", DB)
     rto.lap("dump table from side instance")
     primary.run_tool("pg_restore", "-d", DB, dump)
     rto.lap("restore table into primary")
     final = fingerprint(primary, DB)
     rto.stop("verify")
 
-    assert_same(with_table(after, before, TABLE), final, "primary after restoring orders",
-                sequences="at_least")
+    assert_same(
+        with_table(after, before, TABLE),
+        final,
+        "primary after restoring orders",
+        sequences="at_least",
+    )
     lost = count_missing(primary, "orders", written, DB)
     pgdr_measure.record("rpo_rows_lost", lost)
     pgdr_measure.record_rpo(lost_commits=lost)  # one order per commit in ``written``
     assert lost == 0
     assert_indexes_ok(primary, DB)
-    new_id = primary.scalar("INSERT INTO orders (user_id, amount, status, placed_at)"
-                            " VALUES (1, 1, 'new', now()) RETURNING id", dbname=DB)
+    new_id = primary.scalar(
+        "INSERT INTO orders (user_id, amount, status, placed_at)"
+        " VALUES (1, 1, 'new', now()) RETURNING id",
+        dbname=DB,
+    )
     assert new_id > max(written), "the restored sequence hands out an id already used"

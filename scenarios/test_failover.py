@@ -22,8 +22,10 @@ pytestmark = pytest.mark.pgdr
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
-               [first, last])
+    node.query(
+        "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def assert_down(node: Node) -> None:
@@ -60,13 +62,17 @@ class LedgerWriter(threading.Thread):
                 self.acked.append(self.attempted)
 
 
-def test_sync_standby_keeps_every_acknowledged_commit(pgdr: Topology,
-                                                      pgdr_measure: Measurement) -> None:
+def test_sync_standby_keeps_every_acknowledged_commit(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary()
     primary.query("CREATE TABLE ledger (id int PRIMARY KEY)")
     standby = pgdr.replica(primary, name="sync_standby", sync=True)
-    primary.poll_query("SELECT sync_state = 'sync' FROM pg_stat_replication"
-                       " WHERE application_name = 'sync_standby'", "sync_standby to be sync")
+    primary.poll_query(
+        "SELECT sync_state = 'sync' FROM pg_stat_replication"
+        " WHERE application_name = 'sync_standby'",
+        "sync_standby to be sync",
+    )
     writer = LedgerWriter(primary)
     writer.start()
     try:

@@ -28,8 +28,10 @@ INSPECT = {"archive_mode": "off"}  # restores that are only inspected stay out o
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(%s::int, %s::int) g",
-               [first, last])
+    node.query(
+        "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def dumpall(node: Node) -> list[str]:
@@ -41,8 +43,11 @@ def dumpall(node: Node) -> list[str]:
 
 def data_bytes(backup: Backup) -> int:
     """Bytes of data files, leaving out the streamed WAL (whole 16 MB segments)."""
-    return sum(p.stat().st_size for p in backup.path.rglob("*")
-               if p.is_file() and "pg_wal" not in p.relative_to(backup.path).parts)
+    return sum(
+        p.stat().st_size
+        for p in backup.path.rglob("*")
+        if p.is_file() and "pg_wal" not in p.relative_to(backup.path).parts
+    )
 
 
 def build_chain(pgdr: Topology) -> tuple[Node, list[Backup]]:
@@ -59,8 +64,9 @@ def build_chain(pgdr: Topology) -> tuple[Node, list[Backup]]:
     return primary, [full, incr1, incr2]
 
 
-def test_combined_chain_restores_like_the_full_backup(pgdr: Topology,
-                                                       pgdr_measure: Measurement) -> None:
+def test_combined_chain_restores_like_the_full_backup(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary, chain = build_chain(pgdr)
     full, incr1, incr2 = chain
     insert_rows(primary, 7001, 8000)
@@ -80,8 +86,9 @@ def test_combined_chain_restores_like_the_full_backup(pgdr: Topology,
     target = RecoveryTarget.lsn(lsn)
     from_full = pgdr.restore(full, target, name="from_full", settings=INSPECT, wait=False)
     rto = pgdr_measure.declare_disaster()
-    from_combined = pgdr.restore(combined, target, name="from_combined", settings=INSPECT,
-                                 stopwatch=rto)
+    from_combined = pgdr.restore(
+        combined, target, name="from_combined", settings=INSPECT, stopwatch=rto
+    )
     got = fingerprint(from_combined)
     rto.stop("verify")
     pgdr.wait_recovery(from_full, target)
@@ -109,6 +116,7 @@ def test_wrong_chain_is_refused_with_pg_combinebackup_message(pgdr: Topology) ->
 
     primary.configure(summarize_wal=False)
     primary.reload()
-    with pytest.raises(ToolError, match="incremental backups cannot be taken unless WAL"
-                                        " summarization is enabled"):
+    with pytest.raises(
+        ToolError, match="incremental backups cannot be taken unless WAL summarization is enabled"
+    ):
         pgdr.backup(primary, incremental=chain[-1])

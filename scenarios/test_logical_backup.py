@@ -44,9 +44,11 @@ from pytest_pgdr.verify import assert_indexes_ok
 pytestmark = pytest.mark.pgdr
 
 DB = "shop"
-ROLE_COLUMNS = ("r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,"
-                " r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit,"
-                " r.rolvaliduntil, r.rolconfig, a.rolpassword")
+ROLE_COLUMNS = (
+    "r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,"
+    " r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit,"
+    " r.rolvaliduntil, r.rolconfig, a.rolpassword"
+)
 
 
 @pytest.fixture
@@ -61,20 +63,23 @@ def dumps_dir(pgdr: Topology) -> Path:
     return pgdr.host.make_dir(pgdr.root / "dumps")
 
 
-def loaded_primary(pgdr: Topology, dataset: Dataset,
-                   name: str = "primary") -> tuple[Node, Fingerprint]:
+def loaded_primary(
+    pgdr: Topology, dataset: Dataset, name: str = "primary"
+) -> tuple[Node, Fingerprint]:
     """A primary with ``dataset`` in ``shop``, and the fingerprint every restore must match."""
     node = pgdr.primary(name=name, archive=False)
     dataset.load(node, DB)
     expected = fingerprint(node, DB)
     assert {t: expected.rows(t) for t in dataset.tables} == dict(
-        zip(dataset.tables, dataset.counts.values(), strict=True)), "the dataset did not load"
+        zip(dataset.tables, dataset.counts.values(), strict=True)
+    ), "the dataset did not load"
     assert expected.large_objects.rows == 1
     return node, expected
 
 
-def verify_restore(node: Node, dbname: str, expected: Fingerprint, rto: Stopwatch,
-                   what: str) -> Fingerprint:
+def verify_restore(
+    node: Node, dbname: str, expected: Fingerprint, rto: Stopwatch, what: str
+) -> Fingerprint:
     """Fingerprint and amcheck the restored database; the RTO clock stops here."""
     actual = fingerprint(node, dbname)
     check = assert_indexes_ok(node, dbname)
@@ -114,8 +119,18 @@ def restore_parallel(node: Node, dump: Path) -> str:
 
 def restore_plain(node: Node, dump: Path) -> str:
     create_database(node, "shop_restored")
-    node.run_tool("psql", "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1",
-                  "-d", "shop_restored", "-f", dump)
+    node.run_tool(
+        "psql",
+        "-X",
+        "-q",
+        "--single-transaction",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "shop_restored",
+        "-f",
+        dump,
+    )
     return "shop_restored"
 
 
@@ -134,8 +149,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_dump_and_restore_round_trip(pgdr: Topology, dataset: Dataset,
-                                     pgdr_measure: Measurement, case: str) -> None:
+def test_dump_and_restore_round_trip(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement, case: str
+) -> None:
     node, expected = loaded_primary(pgdr, dataset)
     dump = dumps_dir(pgdr) / f"shop.{case}"
     node.run_tool("pg_dump", *CASES[case].dump_args, "-f", dump, "-d", DB)
@@ -149,15 +165,18 @@ def test_dump_and_restore_round_trip(pgdr: Topology, dataset: Dataset,
 # table-level restores -------------------------------------------------------------------
 def employees_list(listing: str) -> str:
     """The ``pg_restore -l`` lines of the employees table and everything that hangs on it."""
-    keep = [line for line in listing.splitlines()
-            if not line.startswith(";") and re.search(r"\bpublic employees(_id_seq)?\b", line)]
+    keep = [
+        line
+        for line in listing.splitlines()
+        if not line.startswith(";") and re.search(r"\bpublic employees(_id_seq)?\b", line)
+    ]
     assert len(keep) == 7, "expected TABLE, SEQUENCE, OWNED BY, DEFAULT, DATA, SET, PK:\n" + (
-        "\n".join(keep))
+        "\n".join(keep)
+    )
     return "\n".join(keep) + "\n"
 
 
-def test_table_level_restores(pgdr: Topology, dataset: Dataset,
-                              pgdr_measure: Measurement) -> None:
+def test_table_level_restores(pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement) -> None:
     """``-l`` then ``-L`` brings a dropped table back whole; ``-t`` and ``-n`` leave out parts.
 
     ``pg_restore -t`` restores the table and its data but no key, index or sequence (as
@@ -179,8 +198,9 @@ def test_table_level_restores(pgdr: Topology, dataset: Dataset,
     create_database(node, "only_t")
     node.run_tool("pg_restore", "-t", "employees", "-d", "only_t", dump)
     employees = expected.only("public.employees")
-    in_create_table = {k: v for k, v in employees.constraints.items()
-                       if v.startswith(("NOT NULL ", "CHECK "))}
+    in_create_table = {
+        k: v for k, v in employees.constraints.items() if v.startswith(("NOT NULL ", "CHECK "))
+    }
     assert len(in_create_table) < len(employees.constraints)
     bare = Fingerprint(tables=employees.tables, constraints=in_create_table)
     assert_same(bare, fingerprint(node, "only_t"), "pg_restore -t employees")
@@ -188,12 +208,14 @@ def test_table_level_restores(pgdr: Topology, dataset: Dataset,
     create_database(node, "only_n")
     node.run_tool("pg_restore", "-n", "public", "-d", "only_n", dump)
     assert differences(expected, fingerprint(node, "only_n")) == [
-        f"large objects: 0, expected {dataset.counts['documents']}"]
+        f"large objects: 0, expected {dataset.counts['documents']}"
+    ]
 
 
 # schema-only, then data-only ------------------------------------------------------------
-def test_schema_only_then_data_only_with_sequences(pgdr: Topology, dataset: Dataset,
-                                                   pgdr_measure: Measurement) -> None:
+def test_schema_only_then_data_only_with_sequences(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement
+) -> None:
     """Data-only needs ``--disable-triggers`` (foreign keys) and brings sequences back;
     table data alone (``-t``) does not: the next insert collides with row 1, the classic trap.
     """
@@ -207,14 +229,25 @@ def test_schema_only_then_data_only_with_sequences(pgdr: Topology, dataset: Data
         node.run_tool("pg_restore", "--schema-only", "-d", dbname, dump)
     rto.lap("restore schema")
     with pytest.raises(ToolError, match='violates foreign key constraint "orders_user_id_fkey"'):
-        node.run_tool("pg_restore", "--data-only", "--single-transaction", "-d",
-                      "shop_restored", dump)
-    node.run_tool("pg_restore", "--data-only", "--disable-triggers", "--single-transaction",
-                  "-d", "shop_restored", dump)
+        node.run_tool(
+            "pg_restore", "--data-only", "--single-transaction", "-d", "shop_restored", dump
+        )
+    node.run_tool(
+        "pg_restore",
+        "--data-only",
+        "--disable-triggers",
+        "--single-transaction",
+        "-d",
+        "shop_restored",
+        dump,
+    )
     rto.lap("restore data")
     verify_restore(node, "shop_restored", expected, rto, "schema-only + data-only restore")
-    new_id = node.scalar("INSERT INTO orders (user_id, amount, status, placed_at)"
-                         " VALUES (1, 1, 'new', now()) RETURNING id", dbname="shop_restored")
+    new_id = node.scalar(
+        "INSERT INTO orders (user_id, amount, status, placed_at)"
+        " VALUES (1, 1, 'new', now()) RETURNING id",
+        dbname="shop_restored",
+    )
     assert new_id == dataset.counts["orders"] + 1
 
     node.run_tool("pg_restore", "--data-only", "-t", "employees", "-d", "trap", dump)
@@ -222,8 +255,9 @@ def test_schema_only_then_data_only_with_sequences(pgdr: Topology, dataset: Data
     assert trapped.tables["public.employees"] == expected.tables["public.employees"]
     assert trapped.sequences["public.employees_id_seq"] is None, "the trap did not spring"
     with pytest.raises(psycopg.errors.UniqueViolation, match="employees_pkey"):
-        node.query("INSERT INTO employees (full_name, dept, salary) VALUES ('New', 'IT', 1)",
-                   dbname="trap")
+        node.query(
+            "INSERT INTO employees (full_name, dept, salary) VALUES ('New', 'IT', 1)", dbname="trap"
+        )
 
 
 # roles and globals into a fresh cluster -------------------------------------------------
@@ -231,43 +265,52 @@ def make_roles(node: Node) -> str:
     """An owner role with a password and settings, a group role, ownership and grants."""
     password = secrets.token_urlsafe(12)
     register_secret(password)
-    node.psql(f"CREATE ROLE app_owner LOGIN PASSWORD '{password}' CONNECTION LIMIT 7"
-              " VALID UNTIL '2099-01-01 00:00:00+00';"
-              " CREATE ROLE readers NOLOGIN; GRANT readers TO app_owner;"
-              " ALTER ROLE app_owner SET work_mem = '8MB';"
-              f" ALTER DATABASE {DB} OWNER TO app_owner;")
-    node.psql("ALTER TABLE employees OWNER TO app_owner; GRANT SELECT ON employees TO readers;",
-              DB)
+    node.psql(
+        f"CREATE ROLE app_owner LOGIN PASSWORD '{password}' CONNECTION LIMIT 7"
+        " VALID UNTIL '2099-01-01 00:00:00+00';"
+        " CREATE ROLE readers NOLOGIN; GRANT readers TO app_owner;"
+        " ALTER ROLE app_owner SET work_mem = '8MB';"
+        f" ALTER DATABASE {DB} OWNER TO app_owner;"
+    )
+    node.psql("ALTER TABLE employees OWNER TO app_owner; GRANT SELECT ON employees TO readers;", DB)
     return password
 
 
 def roles_of(node: Node) -> list[tuple[object, ...]]:
     """Attributes, password verifier and settings of the two roles."""
-    return node.query(f"SELECT {ROLE_COLUMNS} FROM pg_roles r JOIN pg_authid a USING (oid)"
-                      " WHERE r.rolname IN ('app_owner', 'readers') ORDER BY 1")
+    return node.query(
+        f"SELECT {ROLE_COLUMNS} FROM pg_roles r JOIN pg_authid a USING (oid)"
+        " WHERE r.rolname IN ('app_owner', 'readers') ORDER BY 1"
+    )
 
 
 def grants_of(node: Node) -> list[tuple[object, ...]]:
     """Role membership, database owner, table owner and table ACL."""
     return [
-        *node.query("SELECT r.rolname, m.rolname FROM pg_auth_members a"
-                    " JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
-                    " WHERE m.rolname = 'app_owner' ORDER BY 1"),
-        *node.query("SELECT datname, datdba::regrole::text FROM pg_database"
-                    " WHERE datname = %s", [DB]),
-        *node.query("SELECT relname, relowner::regrole::text, relacl::text FROM pg_class"
-                    " WHERE relname = 'employees'", dbname=DB),
+        *node.query(
+            "SELECT r.rolname, m.rolname FROM pg_auth_members a"
+            " JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
+            " WHERE m.rolname = 'app_owner' ORDER BY 1"
+        ),
+        *node.query(
+            "SELECT datname, datdba::regrole::text FROM pg_database WHERE datname = %s", [DB]
+        ),
+        *node.query(
+            "SELECT relname, relowner::regrole::text, relacl::text FROM pg_class"
+            " WHERE relname = 'employees'",
+            dbname=DB,
+        ),
     ]
 
 
 def role_statements(script: str) -> list[str]:
     """The role lines of a pg_dumpall script (without its random ``\\restrict`` key)."""
-    return [line for line in script.splitlines()
-            if re.match(r"(CREATE|ALTER) ROLE |GRANT ", line)]
+    return [line for line in script.splitlines() if re.match(r"(CREATE|ALTER) ROLE |GRANT ", line)]
 
 
-def test_globals_then_database_into_fresh_cluster(pgdr: Topology, dataset: Dataset,
-                                                  pgdr_measure: Measurement) -> None:
+def test_globals_then_database_into_fresh_cluster(
+    pgdr: Topology, dataset: Dataset, pgdr_measure: Measurement
+) -> None:
     """``pg_dumpall --globals-only`` first, then the database: owners, grants, logins survive."""
     node, expected = loaded_primary(pgdr, dataset)
     password = make_roles(node)
@@ -289,7 +332,8 @@ def test_globals_then_database_into_fresh_cluster(pgdr: Topology, dataset: Datas
 
     assert sorted(proc.stderr.splitlines()) == sorted(
         f'psql:<stdin>:{n}: ERROR:  role "{r}" already exists'
-        for r, n in _create_lines(globals_sql, present)), "only the new cluster's own roles clash"
+        for r, n in _create_lines(globals_sql, present)
+    ), "only the new cluster's own roles clash"
     assert roles_of(fresh) == roles_of(node)
     assert grants_of(fresh) == grants_of(node)
     with psycopg.connect(fresh.conninfo(DB, "app_owner"), password=password) as conn:

@@ -29,8 +29,10 @@ INSPECT = {"archive_mode": "off"}  # restores that are only inspected stay out o
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(%s::int, %s::int) g",
-               [first, last])
+    node.query(
+        "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def verify(pgdr: Topology, node: Node, backup: Backup) -> subprocess.CompletedProcess[str]:
@@ -69,8 +71,9 @@ def tamper(pgdr: Topology, backup: Backup, relfile: str) -> Path:
     return copy
 
 
-def test_basebackups_and_cold_copy_verify_and_restore(pgdr: Topology,
-                                                      pgdr_measure: Measurement) -> None:
+def test_basebackups_and_cold_copy_verify_and_restore(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary()
     primary.query("CREATE TABLE t (id int PRIMARY KEY, pad text NOT NULL)")
     insert_rows(primary, 1, 1000)
@@ -86,7 +89,10 @@ def test_basebackups_and_cold_copy_verify_and_restore(pgdr: Topology,
     pgdr_measure.record("plain_backup_bytes", plain.size_bytes())
     pgdr_measure.record("tar_gz_backup_bytes", tar.size_bytes())
     assert sorted(p.name for p in tar.path.iterdir()) == [
-        "backup_manifest", "base.tar.gz", "pg_wal.tar.gz"]
+        "backup_manifest",
+        "base.tar.gz",
+        "pg_wal.tar.gz",
+    ]
 
     for backup in (plain, tar):
         proc = verify(pgdr, primary, backup)
@@ -98,8 +104,12 @@ def test_basebackups_and_cold_copy_verify_and_restore(pgdr: Topology,
 
     rto = pgdr_measure.declare_disaster()
     nodes = {
-        "plain": (pgdr.restore(plain, RecoveryTarget.immediate(), name="from_plain",
-                               settings=INSPECT, wait=False), RecoveryTarget.immediate()),
+        "plain": (
+            pgdr.restore(
+                plain, RecoveryTarget.immediate(), name="from_plain", settings=INSPECT, wait=False
+            ),
+            RecoveryTarget.immediate(),
+        ),
         "tar": (pgdr.restore(tar, name="from_tar", settings=INSPECT, wait=False), None),
         "cold": (pgdr.restore(cold, name="from_cold", settings=INSPECT, wait=False), None),
     }

@@ -43,8 +43,10 @@ class Case:
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO pitr_rows SELECT g, 'row ' || g"
-               " FROM generate_series(%s::int, %s::int) g", [first, last])
+    node.query(
+        "INSERT INTO pitr_rows SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def ids(node: Node) -> tuple[int, int, int]:
@@ -60,7 +62,8 @@ def build_history(pgdr: Topology) -> tuple[Node, History]:
     backup = pgdr.backup(primary)
     xid = primary.scalar(
         "WITH batch AS (INSERT INTO pitr_rows SELECT g, 'row ' || g"
-        " FROM generate_series(1001, 2000) g) SELECT pg_current_xact_id()::text")
+        " FROM generate_series(1001, 2000) g) SELECT pg_current_xact_id()::text"
+    )
     insert_rows(primary, 2001, 3000)
     when = primary.scalar("SELECT now()")
     insert_rows(primary, 3001, 4000)
@@ -74,18 +77,32 @@ def build_history(pgdr: Topology) -> tuple[Node, History]:
 
 def matrix(h: History) -> dict[str, Case]:
     return {
-        "immediate": Case(RecoveryTarget.immediate(), 1000,
-                          "recovery stopping after reaching consistency"),
-        "xid_exclusive": Case(RecoveryTarget.xid(h.xid, inclusive=False), 1000,
-                              f"recovery stopping before commit of transaction {h.xid}"),
-        "xid": Case(RecoveryTarget.xid(h.xid), 2000,
-                    f"recovery stopping after commit of transaction {h.xid}"),
-        "time": Case(RecoveryTarget.time(h.time), 3000,
-                     r"recovery stopping before commit of transaction \d+, time "),
-        "name": Case(RecoveryTarget.name(h.name), 4000,
-                     f'recovery stopping at restore point "{h.name}"'),
-        "lsn": Case(RecoveryTarget.lsn(h.lsn), 5000,
-                    re.escape(f'recovery stopping after WAL location (LSN) "{h.lsn}"')),
+        "immediate": Case(
+            RecoveryTarget.immediate(), 1000, "recovery stopping after reaching consistency"
+        ),
+        "xid_exclusive": Case(
+            RecoveryTarget.xid(h.xid, inclusive=False),
+            1000,
+            f"recovery stopping before commit of transaction {h.xid}",
+        ),
+        "xid": Case(
+            RecoveryTarget.xid(h.xid),
+            2000,
+            f"recovery stopping after commit of transaction {h.xid}",
+        ),
+        "time": Case(
+            RecoveryTarget.time(h.time),
+            3000,
+            r"recovery stopping before commit of transaction \d+, time ",
+        ),
+        "name": Case(
+            RecoveryTarget.name(h.name), 4000, f'recovery stopping at restore point "{h.name}"'
+        ),
+        "lsn": Case(
+            RecoveryTarget.lsn(h.lsn),
+            5000,
+            re.escape(f'recovery stopping after WAL location (LSN) "{h.lsn}"'),
+        ),
     }
 
 
@@ -95,8 +112,10 @@ def test_each_target_restores_exactly_its_rows(pgdr: Topology, pgdr_measure: Mea
     cases = matrix(h)
 
     rto = pgdr_measure.declare_disaster()
-    nodes = {key: pgdr.restore(h.backup, case.target, name=f"to_{key}", settings=INSPECT,
-                               wait=False) for key, case in cases.items()}
+    nodes = {
+        key: pgdr.restore(h.backup, case.target, name=f"to_{key}", settings=INSPECT, wait=False)
+        for key, case in cases.items()
+    }
     for key, node in nodes.items():
         pgdr.wait_recovery(node, cases[key].target)
     rto.lap(f"restore {len(nodes)} targets in parallel")
@@ -112,14 +131,14 @@ def test_each_target_restores_exactly_its_rows(pgdr: Topology, pgdr_measure: Mea
     pgdr_measure.record("targets_restored", len(nodes))
 
 
-def test_pause_then_resume_and_shutdown_actions(pgdr: Topology,
-                                                pgdr_measure: Measurement) -> None:
+def test_pause_then_resume_and_shutdown_actions(pgdr: Topology, pgdr_measure: Measurement) -> None:
     _, h = build_history(pgdr)
     pause = RecoveryTarget.name(h.name, action="pause")
     shutdown = RecoveryTarget.lsn(h.lsn, action="shutdown")
     rto = pgdr_measure.declare_disaster()
-    paused = pgdr.restore(h.backup, pause, name="paused", settings=INSPECT, stopwatch=rto,
-                          wait=False)
+    paused = pgdr.restore(
+        h.backup, pause, name="paused", settings=INSPECT, stopwatch=rto, wait=False
+    )
     stopped = pgdr.restore(h.backup, shutdown, name="stopped", settings=INSPECT, wait=False)
     pgdr.wait_recovery(paused, pause, stopwatch=rto)
     check_paused_is_read_only(paused)
@@ -150,8 +169,7 @@ def check_paused_is_read_only(node: Node) -> None:
         insert_rows(node, 100_001, 100_001)
 
 
-def test_later_pitr_follows_the_timeline_switch(pgdr: Topology,
-                                                pgdr_measure: Measurement) -> None:
+def test_later_pitr_follows_the_timeline_switch(pgdr: Topology, pgdr_measure: Measurement) -> None:
     _, h = build_history(pgdr)
     tl2 = pgdr.restore(h.backup, RecoveryTarget.name(h.name), name="tl2")
     assert tl2.timeline() == 2
@@ -167,8 +185,9 @@ def test_later_pitr_follows_the_timeline_switch(pgdr: Topology,
     on_tl2 = RecoveryTarget.name("on_tl2")
     stuck_on_tl1 = RecoveryTarget("name", "on_tl2", timeline="1")
     later = pgdr.restore(h.backup, on_tl2, name="later", settings=INSPECT, stopwatch=rto)
-    rows = later.query("SELECT count(*), max(id), count(*) FILTER (WHERE id BETWEEN 4001 AND 6000)"
-                       " FROM pitr_rows")[0]
+    rows = later.query(
+        "SELECT count(*), max(id), count(*) FILTER (WHERE id BETWEEN 4001 AND 6000) FROM pitr_rows"
+    )[0]
     rto.stop("verify")
 
     assert rows == (4500, 10_500, 0), "TL1 up to my_target, then TL2 up to on_tl2"

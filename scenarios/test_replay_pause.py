@@ -21,8 +21,10 @@ DELAY_S = 2
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
-               [first, last])
+    node.query(
+        "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def count(node: Node) -> int:
@@ -31,17 +33,22 @@ def count(node: Node) -> int:
 
 def pause(node: Node) -> None:
     node.scalar("SELECT pg_wal_replay_pause()")
-    node.poll_query("SELECT pg_get_wal_replay_pause_state() = 'paused'" if node.inst.major >= 14
-                    else "SELECT pg_is_wal_replay_paused()", f"{node.name} to pause replay")
+    node.poll_query(
+        "SELECT pg_get_wal_replay_pause_state() = 'paused'"
+        if node.inst.major >= 14
+        else "SELECT pg_is_wal_replay_paused()",
+        f"{node.name} to pause replay",
+    )
 
 
 def wait_received(node: Node, lsn: Lsn) -> None:
-    node.poll_query(f"SELECT '{lsn}'::pg_lsn <= pg_last_wal_receive_lsn()",
-                    f"{node.name} to receive WAL up to {lsn}")
+    node.poll_query(
+        f"SELECT '{lsn}'::pg_lsn <= pg_last_wal_receive_lsn()",
+        f"{node.name} to receive WAL up to {lsn}",
+    )
 
 
-def test_pause_resume_and_promote_while_paused(pgdr: Topology,
-                                               pgdr_measure: Measurement) -> None:
+def test_pause_resume_and_promote_while_paused(pgdr: Topology, pgdr_measure: Measurement) -> None:
     primary = pgdr.primary()
     primary.query("CREATE TABLE t (id int PRIMARY KEY, note text NOT NULL)")
     insert_rows(primary, 1, 1000)
@@ -75,8 +82,9 @@ def test_pause_resume_and_promote_while_paused(pgdr: Topology,
     insert_rows(standby, 3001, 3001)
 
 
-def test_delayed_standby_undoes_an_accidental_delete(pgdr: Topology,
-                                                      pgdr_measure: Measurement) -> None:
+def test_delayed_standby_undoes_an_accidental_delete(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = pgdr.primary()
     primary.query("CREATE TABLE t (id int PRIMARY KEY, note text NOT NULL)")
     insert_rows(primary, 1, 1000)

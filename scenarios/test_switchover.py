@@ -20,22 +20,28 @@ pytestmark = pytest.mark.pgdr
 
 
 def write_burst(node: Node, first: int, count: int) -> None:
-    node.query("INSERT INTO app_events SELECT g, clock_timestamp(), md5(g::text)"
-               " FROM generate_series(%s::int, %s::int) g", [first, first + count - 1])
+    node.query(
+        "INSERT INTO app_events SELECT g, clock_timestamp(), md5(g::text)"
+        " FROM generate_series(%s::int, %s::int) g",
+        [first, first + count - 1],
+    )
 
 
-def measure_lag(pgdr: Topology, primary: Node, standby: Node,
-                pgdr_measure: Measurement) -> None:
+def measure_lag(pgdr: Topology, primary: Node, standby: Node, pgdr_measure: Measurement) -> None:
     """Bytes the standby is behind right after a burst, and how long it takes to catch up."""
     pgdr.wait_caught_up(primary, standby)  # streaming, with feedback in pg_stat_replication
     write_burst(primary, 1001, 20_000)
     started = time.perf_counter()
-    lag = primary.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)"
-                         " FROM pg_stat_replication WHERE application_name = %s", [standby.name])
+    lag = primary.scalar(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)"
+        " FROM pg_stat_replication WHERE application_name = %s",
+        [standby.name],
+    )
     pgdr.wait_caught_up(primary, standby)
     catch_up = time.perf_counter() - started
     replay_age = standby.scalar(
-        "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())")
+        "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
+    )
     pgdr_measure.record("lag_bytes_after_burst", int(lag))
     pgdr_measure.record("catch_up_s", round(catch_up, 4))
     pgdr_measure.record("replay_age_s", round(float(replay_age), 4))
@@ -58,8 +64,9 @@ def stop_writes(node: Node) -> None:
         client.execute("INSERT INTO app_events VALUES (-1, now(), 'refused')")
 
 
-def test_planned_switchover_loses_nothing(pgdr: Topology, pgdr_primary: Node,
-                                          pgdr_measure: Measurement) -> None:
+def test_planned_switchover_loses_nothing(
+    pgdr: Topology, pgdr_primary: Node, pgdr_measure: Measurement
+) -> None:
     old = pgdr_primary
     old.query("CREATE TABLE app_events (id int PRIMARY KEY, at timestamptz, body text)")
     write_burst(old, 1, 1000)

@@ -32,8 +32,10 @@ READY_SQL = "SELECT name FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
-    node.query("INSERT INTO t SELECT g, repeat('x', 50) FROM generate_series(%s::int, %s::int) g",
-               [first, last])
+    node.query(
+        "INSERT INTO t SELECT g, repeat('x', 50) FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
 
 
 def new_primary(pgdr: Topology) -> Node:
@@ -56,8 +58,9 @@ def fill_segments(node: Node, first: int, count: int) -> dict[str, int]:
     return written
 
 
-def test_archive_outage_shows_then_drains_without_loss(pgdr: Topology,
-                                                       pgdr_measure: Measurement) -> None:
+def test_archive_outage_shows_then_drains_without_loss(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> None:
     primary = new_primary(pgdr)
     backup = pgdr.backup(primary)
     wal_dir = pgdr.archive.wal
@@ -65,12 +68,14 @@ def test_archive_outage_shows_then_drains_without_loss(pgdr: Topology,
     os.rename(wal_dir, away)  # the archive's mount is gone
     try:
         stuck = list(fill_segments(primary, 1001, 2))
-        primary.poll_query("SELECT failed_count > 0 FROM pg_stat_archiver",
-                           "archive_command to fail")
+        primary.poll_query(
+            "SELECT failed_count > 0 FROM pg_stat_archiver", "archive_command to fail"
+        )
         ready = [row[0] for row in primary.query(READY_SQL)]
         assert [f"{name}.ready" for name in stuck] == ready[-2:], ready
-        assert all((primary.datadir / "pg_wal" / name).exists() for name in stuck), \
+        assert all((primary.datadir / "pg_wal" / name).exists() for name in stuck), (
             "WAL waiting for the archive must stay in pg_wal"
+        )
         last = primary.scalar("SELECT last_archived_wal FROM pg_stat_archiver")
         assert last is None or last < stuck[0]
     finally:
@@ -81,8 +86,9 @@ def test_archive_outage_shows_then_drains_without_loss(pgdr: Topology,
     pgdr.wait_archived(primary)
     primary.poll_query(f"SELECT NOT EXISTS ({READY_SQL})", "no .ready files left")
     pgdr_measure.record("archive_catch_up_s", round(time.perf_counter() - outage_over, 4))
-    pgdr_measure.record("archive_failed_count",
-                        primary.scalar("SELECT failed_count FROM pg_stat_archiver"))
+    pgdr_measure.record(
+        "archive_failed_count", primary.scalar("SELECT failed_count FROM pg_stat_archiver")
+    )
     assert all(pgdr.archive.has(name) for name in stuck)
 
     expected = fingerprint(primary)
@@ -115,14 +121,19 @@ def test_damaged_segment_fails_pitr_loudly(pgdr: Topology, how: str) -> None:
 
     targets = {"latest": RecoveryTarget.latest(), "name": RecoveryTarget.name("after_damage")}
     started = time.monotonic()
-    nodes = {key: pgdr.restore(backup, target, name=f"to_{key}", settings=INSPECT, wait=False)
-             for key, target in targets.items()}
+    nodes = {
+        key: pgdr.restore(backup, target, name=f"to_{key}", settings=INSPECT, wait=False)
+        for key, target in targets.items()
+    }
     for key, node in nodes.items():
         with pytest.raises(RecoveryError) as failure:
             pgdr.wait_recovery(node, targets[key])
         assert not node.is_running(), f"{how}/{key}: the partial node must not stay up"
-        expected = ("stopped early" if key == "latest"
-                    else "recovery ended before configured recovery target was reached")
+        expected = (
+            "stopped early"
+            if key == "latest"
+            else "recovery ended before configured recovery target was reached"
+        )
         assert expected in str(failure.value), f"{how}/{key}: {failure.value}"
     assert time.monotonic() - started < DEFAULT_TIMEOUT / 4, "failing must not wait for a deadline"
 

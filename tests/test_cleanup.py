@@ -37,9 +37,20 @@ def postmasters_for(datadir: str) -> list[int]:
 def start_holding_session(pytester: pytest.Pytester) -> tuple[subprocess.Popen[bytes], str]:
     pytester.makepyfile(test_hold=HOLD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--pgdr", "--pgdr-scenarios=none",
-         "-p", "no:cacheprovider", "test_hold.py"],
-        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pgdr",
+            "--pgdr-scenarios=none",
+            "-p",
+            "no:cacheprovider",
+            "test_hold.py",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ready = pytester.path / "ready"
     poll(lambda: ready.exists() and ready.read_text(), "the inner session's primary", timeout=60)
     datadir = ready.read_text()
@@ -53,8 +64,11 @@ def test_no_server_or_directory_survives(pytester: pytest.Pytester, sig: int) ->
     started = time.monotonic()
     proc.send_signal(sig)
     proc.wait(timeout=60)
-    poll(lambda: not postmasters_for(datadir) and not Path(datadir).exists(),
-         "the server to be stopped and its directory removed", timeout=30)
+    poll(
+        lambda: not postmasters_for(datadir) and not Path(datadir).exists(),
+        "the server to be stopped and its directory removed",
+        timeout=30,
+    )
     assert time.monotonic() - started < 30
 
 
@@ -67,6 +81,7 @@ def test_next_run_sweeps_orphans(tmp_path: Path) -> None:
     alive = tmp_path / f"{RUN_PREFIX}{os.getpid()}-y"
     alive.mkdir()
     from pytest_pgdr.runtime import process_start_ticks
+
     (alive / "owner").write_text(f"{os.getpid()} {process_start_ticks(os.getpid())}")
     assert sweep_orphans(tmp_path) == [orphan]
     assert not orphan.exists() and alive.exists()

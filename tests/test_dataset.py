@@ -26,20 +26,26 @@ def params_of(statements: list[Statement]) -> list[dict[str, Any]]:
 
 
 def test_scale_one_is_tens_of_thousands_of_rows() -> None:
-    assert Dataset(scale=1).counts == {"employees": 1000, "users": 5000, "orders": 20000,
-                                       "documents": 1}
+    assert Dataset(scale=1).counts == {
+        "employees": 1000,
+        "users": 5000,
+        "orders": 20000,
+        "documents": 1,
+    }
 
 
 def test_tiny_scale_keeps_the_runbook_rows_and_a_few_others() -> None:
-    assert Dataset(scale=0.001).counts == {"employees": 3, "users": 5, "orders": 20,
-                                           "documents": 1}
-    assert Dataset(scale=1e-9).counts == {"employees": 3, "users": 2, "orders": 3,
-                                          "documents": 1}
+    assert Dataset(scale=0.001).counts == {"employees": 3, "users": 5, "orders": 20, "documents": 1}
+    assert Dataset(scale=1e-9).counts == {"employees": 3, "users": 2, "orders": 3, "documents": 1}
 
 
 def test_rows_grow_linearly_with_scale() -> None:
-    assert Dataset(scale=250).counts == {"employees": 250_000, "users": 1_250_000,
-                                         "orders": 5_000_000, "documents": 1}
+    assert Dataset(scale=250).counts == {
+        "employees": 250_000,
+        "users": 1_250_000,
+        "orders": 5_000_000,
+        "documents": 1,
+    }
 
 
 @pytest.mark.parametrize("scale", [0, -1, math.nan, math.inf, "1"])
@@ -49,8 +55,12 @@ def test_bad_scale_is_refused(scale: Any) -> None:
 
 
 def test_tables_are_named_as_fingerprints_name_them() -> None:
-    assert Dataset().tables == ("public.employees", "public.users", "public.orders",
-                                "public.documents")
+    assert Dataset().tables == (
+        "public.employees",
+        "public.users",
+        "public.orders",
+        "public.documents",
+    )
 
 
 def test_same_seed_same_sql() -> None:
@@ -80,9 +90,14 @@ def test_every_placeholder_has_a_parameter() -> None:
 
 def test_schema_has_the_objects_drills_rely_on() -> None:
     schema = Dataset().statements()[0].sql
-    for needle in ("REFERENCES users (id)", "CREATE INDEX orders_user_id_idx",
-                   "CHECK (salary > 0)", "id serial PRIMARY KEY", "id bigserial PRIMARY KEY",
-                   "content oid NOT NULL"):
+    for needle in (
+        "REFERENCES users (id)",
+        "CREATE INDEX orders_user_id_idx",
+        "CHECK (salary > 0)",
+        "id serial PRIMARY KEY",
+        "id bigserial PRIMARY KEY",
+        "content oid NOT NULL",
+    ):
         assert needle in schema
     assert "lo_from_bytea" in Dataset().statements()[-1].sql
 

@@ -65,14 +65,26 @@ class Server:
         return self.root / "postgres.log"
 
     def connect(self, **kw: Any) -> psycopg.Connection[Any]:
-        return psycopg.connect(host="127.0.0.1", port=self.proc.published_port(),
-                               user="postgres", password=PASSWORD, dbname="postgres",
-                               autocommit=True, **{"connect_timeout": 5, **kw})
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.proc.published_port(),
+            user="postgres",
+            password=PASSWORD,
+            dbname="postgres",
+            autocommit=True,
+            **{"connect_timeout": 5, **kw},
+        )
 
     def psql(self, sql: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.host.run([str(self.inst.tool("psql")), "-X", "-At", *args, "-c", sql],
-                             env={"PGUSER": "postgres", "PGDATABASE": "postgres",
-                                  "PGPASSWORD": PASSWORD, "PGCONNECT_TIMEOUT": "2"})
+        return self.host.run(
+            [str(self.inst.tool("psql")), "-X", "-At", *args, "-c", sql],
+            env={
+                "PGUSER": "postgres",
+                "PGDATABASE": "postgres",
+                "PGPASSWORD": PASSWORD,
+                "PGCONNECT_TIMEOUT": "2",
+            },
+        )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +131,9 @@ def _ready(datadir: Path) -> bool:
 
 
 def _spawn(host: DockerHost, inst: Installation, root: Path) -> ContainerProcess:
-    proc = host.spawn_server([str(inst.tool("postgres")), "-D", str(root / "data")],
-                             root / "postgres.log")
+    proc = host.spawn_server(
+        [str(inst.tool("postgres")), "-D", str(root / "data")], root / "postgres.log"
+    )
     poll(lambda: _ready(root / "data") or proc.poll() is not None, "postgres to be ready", 60)
     assert proc.poll() is None, (root / "postgres.log").read_text()
     return proc
@@ -130,22 +143,46 @@ def _spawn(host: DockerHost, inst: Installation, root: Path) -> ContainerProcess
 def server(host: DockerHost, inst15: Installation) -> Server:
     root = host.make_dir(host.root / "n1")
     host.make_dir(root / "sock")
-    init = host.run([str(inst15.tool("initdb")), "-D", str(root / "data"), "-U", "postgres",
-                     "-E", "UTF8", "--locale=C", "--auth-local=trust",
-                     "--auth-host=scram-sha-256", "--no-sync"])
+    init = host.run(
+        [
+            str(inst15.tool("initdb")),
+            "-D",
+            str(root / "data"),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+        ]
+    )
     assert init.returncode == 0, init.stderr
     host.write_file(root / "data" / "pg_hba.conf", host.hba_lines())
-    host.write_file(root / "data" / "pgdr.conf",
-                    f"listen_addresses = '{host.listen_addresses()}'\n"
-                    f"port = {host.server_port('n1')}\n"
-                    f"unix_socket_directories = '{root / 'sock'}'\n")
+    host.write_file(
+        root / "data" / "pgdr.conf",
+        f"listen_addresses = '{host.listen_addresses()}'\n"
+        f"port = {host.server_port('n1')}\n"
+        f"unix_socket_directories = '{root / 'sock'}'\n",
+    )
     with open(root / "data" / "postgresql.conf", "a") as fh:
         fh.write("include_if_exists = 'pgdr.conf'\n")
     started = time.monotonic()
     proc = _spawn(host, inst15, root)
     print(f"\ncontainer spawn to ready: {time.monotonic() - started:.2f} s")
-    sock = host.run([str(inst15.tool("psql")), "-X", "-h", str(root / "sock"), "-U", "postgres",
-                     "-c", f"ALTER USER postgres PASSWORD '{PASSWORD}'"])
+    sock = host.run(
+        [
+            str(inst15.tool("psql")),
+            "-X",
+            "-h",
+            str(root / "sock"),
+            "-U",
+            "postgres",
+            "-c",
+            f"ALTER USER postgres PASSWORD '{PASSWORD}'",
+        ]
+    )
     assert sock.returncode == 0, sock.stderr
     return Server(host, inst15, root, proc)
 
@@ -176,8 +213,10 @@ def test_image_installation(image: str, major: int) -> None:
 # client programs ------------------------------------------------------------------------
 def test_run_in_toolbox_with_stdin_stderr_and_exit_code(host: DockerHost) -> None:
     started = time.monotonic()
-    proc = host.run(["sh", "-c", 'cat; echo "$HOME $LC_ALL"; id -u; echo oops >&2; exit 3'],
-                    input="hello\n" * 20000)
+    proc = host.run(
+        ["sh", "-c", 'cat; echo "$HOME $LC_ALL"; id -u; echo oops >&2; exit 3'],
+        input="hello\n" * 20000,
+    )
     assert time.monotonic() - started < 5
     lines = proc.stdout.splitlines()
     assert lines[:20000] == ["hello"] * 20000
@@ -204,10 +243,15 @@ def test_server_in_container_accepts_tcp_and_tools(server: Server) -> None:
     assert _answers(server.proc.published_port())
     with server.connect() as conn:
         assert conn.execute("SELECT current_setting('port')").fetchone() == ("5432",)
-    routed = server.host.run([str(server.inst.tool("psql")), "-X", "-At", "-c", "SELECT 7"],
-                             env={"PGHOST": "127.0.0.1",
-                                  "PGPORT": str(server.proc.published_port()),
-                                  "PGUSER": "postgres", "PGPASSWORD": PASSWORD})
+    routed = server.host.run(
+        [str(server.inst.tool("psql")), "-X", "-At", "-c", "SELECT 7"],
+        env={
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(server.proc.published_port()),
+            "PGUSER": "postgres",
+            "PGPASSWORD": PASSWORD,
+        },
+    )
     assert (routed.returncode, routed.stdout) == (0, "7\n"), routed.stderr
     assert server.psql("SELECT 1", "-h", "n1").stdout == "1\n"
     assert server.proc.pid == 1 and server.proc.poll() is None
@@ -262,15 +306,17 @@ def test_fast_stop_exit_code(host: DockerHost, server: Server) -> None:
 def _leftovers(selector: str) -> list[str]:
     api = docker_client().api
     flt = {"label": selector}
-    return ([c["Names"][0] for c in api.containers(all=True, filters=flt)]
-            + [n["Name"] for n in api.networks(filters=flt)])
+    return [c["Names"][0] for c in api.containers(all=True, filters=flt)] + [
+        n["Name"] for n in api.networks(filters=flt)
+    ]
 
 
 def test_group_signal_and_close_removes_everything(run: RunDir) -> None:
     other = DockerHost(image_user(PG15), run, PG15, run.path / "2_close", "close")
     root = other.make_dir(other.root / "a")
-    proc = other.spawn_server(["sh", "-c", "sleep 100 & wait", "sh", "-D", str(root / "data")],
-                              root / "log")
+    proc = other.spawn_server(
+        ["sh", "-c", "sleep 100 & wait", "sh", "-D", str(root / "data")], root / "log"
+    )
     other.signal(proc, 15)  # PID 1 without a handler ignores it ...
     assert proc.poll() is None
     other.signal(proc, 15, group=True)  # ... but not its children: 'wait' returns
@@ -319,8 +365,12 @@ sys.stdin.read()  # until killed
 
 
 def test_sweep_after_the_owner_is_killed(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", KILLED_OWNER, str(tmp_path), PG15],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_OWNER, str(tmp_path), PG15],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None
     prefix = child.stdout.readline().strip()
     try:
@@ -344,8 +394,9 @@ def _exists(obj: Any) -> bool:
 def test_orphan_rules(run: RunDir) -> None:
     assert not is_orphaned(owner_labels(run))
     assert is_orphaned({**owner_labels(run), LABEL_RUNDIR: "/nonexistent/pgdr-run-x"})
-    assert not is_orphaned({**owner_labels(), LABEL_MACHINE: "another-machine",
-                            LABEL_RUNDIR: "/nonexistent"})
+    assert not is_orphaned(
+        {**owner_labels(), LABEL_MACHINE: "another-machine", LABEL_RUNDIR: "/nonexistent"}
+    )
     assert is_orphaned({**owner_labels(), "org.pytest-pgdr.owner-start": "1"})
 
 
@@ -388,7 +439,9 @@ def test_archive_failure_refuses_then_restores(tmp_path: Path) -> None:
         wal.mkdir()  # someone re-created it meanwhile: merged back
         (wal / "000000010000000000000003").write_text("seg3")
     assert sorted(p.name for p in wal.iterdir()) == [
-        "000000010000000000000001", "000000010000000000000003"]
+        "000000010000000000000001",
+        "000000010000000000000003",
+    ]
     assert not fault.aside.exists() and faults.heal_all() == 0
 
 
@@ -403,5 +456,4 @@ def test_heal_all_undoes_active_faults(tmp_path: Path) -> None:
 def test_nothing_left_behind_by_probes() -> None:
     api = docker_client().api
     probes = api.containers(all=True, filters={"label": "org.pytest-pgdr.role=probe"})
-    assert [c for c in probes if c["Labels"].get("org.pytest-pgdr.owner") == str(os.getpid())] \
-        == []
+    assert [c for c in probes if c["Labels"].get("org.pytest-pgdr.owner") == str(os.getpid())] == []

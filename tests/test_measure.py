@@ -35,8 +35,10 @@ def fake_clock(*readings: float) -> Callable[[], float]:
     return lambda: next(values)
 
 
-def measured(*readings: float, phases: tuple[str, ...] = ("restore", "replay", "verify"),
-             ) -> Measurement:
+def measured(
+    *readings: float,
+    phases: tuple[str, ...] = ("restore", "replay", "verify"),
+) -> Measurement:
     """A measurement whose RTO clock reads ``readings`` (start, then one per phase)."""
     m = Measurement()
     m.rto = Stopwatch.started(clock=fake_clock(*readings))
@@ -82,10 +84,12 @@ def test_lag_rpo_and_log_lines(tmp_path: Path) -> None:
     m.record_lag(seconds=0.25, nbytes=8192)
     m.record_rpo(lost_commits=0)
     log = tmp_path / "postgres.log"
-    log.write_text("2026-01-01 00:00:00.001 UTC [7] LOG:  redo starts at 0/2000028\n"
-                   "2026-01-01 00:00:00.002 UTC [8] FATAL:  the database system is starting up\n"
-                   "2026-01-01 00:00:00.003 UTC [7] LOG:  checkpoint complete\n"
-                   "2026-01-01 00:00:00.004 UTC [7] LOG:  selected new timeline ID: 2\n")
+    log.write_text(
+        "2026-01-01 00:00:00.001 UTC [7] LOG:  redo starts at 0/2000028\n"
+        "2026-01-01 00:00:00.002 UTC [8] FATAL:  the database system is starting up\n"
+        "2026-01-01 00:00:00.003 UTC [7] LOG:  checkpoint complete\n"
+        "2026-01-01 00:00:00.004 UTC [7] LOG:  selected new timeline ID: 2\n"
+    )
     node = SimpleNamespace(name="restore1", log=ServerLog(log))
     m.attach_logs([node])
     m.attach_logs([node])  # once per node
@@ -93,13 +97,24 @@ def test_lag_rpo_and_log_lines(tmp_path: Path) -> None:
     assert data["figures"]["replica lag"] == {"value": 0.25, "unit": "s"}
     assert data["rpo"] == {"lost_commits": 0, "window_s": 0.0, "wal_bytes": None, "lost": []}
     assert [e["line"].split("LOG:  ")[1] for e in data["log_lines"]] == [
-        "redo starts at 0/2000028", "selected new timeline ID: 2"]
+        "redo starts at 0/2000028",
+        "selected new timeline ID: 2",
+    ]
 
 
 # budgets ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("250ms", 0.25), ("30s", 30), ("2m", 120), ("1.5h", 5400), ("0", 0), (12, 12), ("3", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("30s", 30),
+        ("2m", 120),
+        ("1.5h", 5400),
+        ("0", 0),
+        (12, 12),
+        ("3", 3),
+    ],
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -111,8 +126,9 @@ def test_bad_duration_says_what_is_valid(text: str) -> None:
 
 
 def test_marker_wins_over_defaults() -> None:
-    budget = Budget.build({"rto": "30s"}, {"rto": (60.0, "ini pgdr_rto"),
-                                           "rpo": (0.0, "command line")})
+    budget = Budget.build(
+        {"rto": "30s"}, {"rto": (60.0, "ini pgdr_rto"), "rpo": (0.0, "command line")}
+    )
     assert (budget.rto_s, budget.rpo_s) == (30.0, 0.0)
     assert budget.sources == {"rto": "marker", "rpo": "command line"}
 
@@ -147,15 +163,22 @@ def test_default_budget_skips_drills_that_measure_nothing_but_marker_does_not() 
 # progress -----------------------------------------------------------------------------
 def test_progress_is_throttled_and_ends_with_a_line() -> None:
     out = io.StringIO()
-    p = Progress("restoring", total=4 * 2**20, stream=out, every=2.0,
-                 clock=fake_clock(0.0, 1.0, 2.5, 3.0, 4.0))
+    p = Progress(
+        "restoring",
+        total=4 * 2**20,
+        stream=out,
+        every=2.0,
+        clock=fake_clock(0.0, 1.0, 2.5, 3.0, 4.0),
+    )
     p.advance(2**20)  # t=1.0: too soon
     p.advance(2**20)  # t=2.5: shown
     p.advance(2**20)  # t=3.0: too soon
     assert p.finish() == 4.0
     lines = out.getvalue().strip().splitlines()
-    assert lines == ["pgdr: restoring: 2.0 MB of 4.0 MB (50%), 819.2 kB/s, 2.5 s",
-                     "pgdr: restoring: 3.0 MB of 4.0 MB (75%), 768.0 kB/s, 4.0 s - done"]
+    assert lines == [
+        "pgdr: restoring: 2.0 MB of 4.0 MB (50%), 819.2 kB/s, 2.5 s",
+        "pgdr: restoring: 3.0 MB of 4.0 MB (75%), 768.0 kB/s, 4.0 s - done",
+    ]
 
 
 # reports ------------------------------------------------------------------------------
@@ -169,10 +192,23 @@ def drill(nodeid: str, outcome: str = "passed", budget: str | None = "3s") -> Dr
 
 
 def test_summary_table_has_one_row_a_drill_and_its_phases() -> None:
-    lines = summary_lines([drill("s/test_a.py::test_a[pg18-embedded]"),
-                           drill("s/test_b.py::test_b[pg18-embedded]", budget="1s")])
-    assert lines[0].split() == ["drill", "backend", "PostgreSQL", "RTO", "write", "outage",
-                                "RPO", "throughput/lag", "verdict"]
+    lines = summary_lines(
+        [
+            drill("s/test_a.py::test_a[pg18-embedded]"),
+            drill("s/test_b.py::test_b[pg18-embedded]", budget="1s"),
+        ]
+    )
+    assert lines[0].split() == [
+        "drill",
+        "backend",
+        "PostgreSQL",
+        "RTO",
+        "write",
+        "outage",
+        "RPO",
+        "throughput/lag",
+        "verdict",
+    ]
     assert lines[1].split()[:4] == ["test_a", "local", "pg18-embedded", "2.10"]
     assert lines[1].endswith("2.0 GB/s        ok")
     assert lines[2] == "    RTO phases: restore 500 ms, replay 1.50 s, verify 100 ms"
@@ -181,13 +217,21 @@ def test_summary_table_has_one_row_a_drill_and_its_phases() -> None:
 
 def test_json_report_and_junit_properties() -> None:
     started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    report = build([drill("s/t.py::test_x[pg18-embedded]", "failed", "1s")], {"backend": "local"},
-                   started, started, 1)
+    report = build(
+        [drill("s/t.py::test_x[pg18-embedded]", "failed", "1s")],
+        {"backend": "local"},
+        started,
+        started,
+        1,
+    )
     json.dumps(report)
     entry = report["drills"][0]
     assert report["schema_version"] == 1 and report["summary"]["over_budget"] == 1
-    assert (entry["name"], entry["postgres"], entry["message"]) == ("t.py::test_x",
-                                                                     "pg18-embedded", "boom")
+    assert (entry["name"], entry["postgres"], entry["message"]) == (
+        "t.py::test_x",
+        "pg18-embedded",
+        "boom",
+    )
     props = dict(junit_properties(drill("t.py::t").data))
     assert props["pgdr_rto_s"] == 2.1 and props["pgdr_phase_replay_s"] == 1.5
     assert props["pgdr_restore_throughput_bytes_per_s"] == 2 * 2**30

@@ -71,8 +71,11 @@ def test_replica_refuses_the_wrong_cluster(pgdr):
     replica = pgdr.replica(a, start=False)
     pgdr._point_at(replica, b, None)  # point it at a different cluster
     replica.start(wait=False)
-    found = poll(lambda: replica.log.grep("database system identifier differs"),
-                 "the replica to notice the foreign cluster", timeout=20)
+    found = poll(
+        lambda: replica.log.grep("database system identifier differs"),
+        "the replica to notice the foreign cluster",
+        timeout=20,
+    )
     assert found
 
 

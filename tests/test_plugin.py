@@ -56,11 +56,13 @@ def test_missing_binaries_is_one_clear_usage_error(pytester: pytest.Pytester) ->
 def test_header_says_what_was_chosen_and_from_where(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\npgdr_keep = failed\n")
     result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--collect-only")
-    result.stdout.fnmatch_lines([
-        "pgdr: drills on; backend local (default); built-in scenarios none (command line)",
-        "pgdr: PostgreSQL 18.* (embedded, *) [[]pg18-embedded[]] (default)",
-        "*keep failed (ini pgdr_keep)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "pgdr: drills on; backend local (default); built-in scenarios none (command line)",
+            "pgdr: PostgreSQL 18.* (embedded, *) [[]pg18-embedded[]] (default)",
+            "*keep failed (ini pgdr_keep)",
+        ]
+    )
 
 
 def test_builtin_scenarios_join_directory_runs_only(pytester: pytest.Pytester) -> None:
@@ -132,19 +134,23 @@ def test_primary_and_replica(pgdr, pgdr_primary, pgdr_replica, i):
 
 
 def test_docker_absent_skips_docker_drills_naming_docker_host(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     pytester.makepyfile("""
 def test_primary(pgdr_primary):
     assert pgdr_primary.scalar("SELECT 1") == 1
 """)
-    result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-rs",
-                                           "--pgdr-backend=local,docker")
+    result = pytester.runpytest_subprocess(
+        "--pgdr", "--pgdr-scenarios=none", "-rs", "--pgdr-backend=local,docker"
+    )
     result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines([
-        "*docker:pytest-pgdr/pg18:latest: Docker is not reachable*",
-        "*Docker is not reachable*DOCKER_HOST*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*docker:pytest-pgdr/pg18:latest: Docker is not reachable*",
+            "*Docker is not reachable*DOCKER_HOST*",
+        ]
+    )
 
 
 def test_bad_backend_lists_valid_ones(pytester: pytest.Pytester) -> None:
@@ -172,11 +178,15 @@ def test_passes(pgdr_primary):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*pgdr kept data directories*"])
     lines = result.stdout.lines
-    kept = [line for line in lines[lines.index(next(x for x in lines if "kept data" in x)) + 1:]
-            if "pytest-pgdr-kept" in line]
+    kept = [
+        line
+        for line in lines[lines.index(next(x for x in lines if "kept data" in x)) + 1 :]
+        if "pytest-pgdr-kept" in line
+    ]
     assert len(kept) == 1 and "test_fails" in kept[0]
     import pathlib
     import shutil
+
     root = pathlib.Path(kept[0].strip())
     try:
         assert (root / "primary" / "postgres.log").is_file()

@@ -74,23 +74,27 @@ def junit_properties(path: Path) -> dict[str, dict[str, str]]:
 def check_run(result: pytest.RunResult, root: Path) -> None:
     """What every run of DRILLS must show, with or without xdist."""
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines([
-        "*pgdr recovery times*",
-        "drill*backend*PostgreSQL*RTO*write outage*RPO*throughput/lag*verdict",
-        "test_injected_delay *",
-        "    RTO phases: restore 2?? ms, verify *",
-        "test_lost_commits  *300 ms*3 lost, 60 ms, 4.0 kB WAL*OVER BUDGET: RPO, commits lost",
-        "test_over_budget  *2.10 s*OVER BUDGET: RTO, replay",
-        "    RTO phases: restore 500 ms, replay 1.50 s, verify 100 ms",
-        "test_within_budget  *2.10 s*0 lost*2.0 GB/s*ok",
-    ])
-    result.stdout.fnmatch_lines([
-        "*test_over_budget is over its recovery budget (RTO, replay).",
-        "*figure*measured*allowed",
-        "*RTO*2.10 s*1.00 s  <-- OVER BUDGET",
-        "*  restore*500 ms*-",
-        "*  replay*1.50 s*1.00 s  <-- OVER BUDGET",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*pgdr recovery times*",
+            "drill*backend*PostgreSQL*RTO*write outage*RPO*throughput/lag*verdict",
+            "test_injected_delay *",
+            "    RTO phases: restore 2?? ms, verify *",
+            "test_lost_commits  *300 ms*3 lost, 60 ms, 4.0 kB WAL*OVER BUDGET: RPO, commits lost",
+            "test_over_budget  *2.10 s*OVER BUDGET: RTO, replay",
+            "    RTO phases: restore 500 ms, replay 1.50 s, verify 100 ms",
+            "test_within_budget  *2.10 s*0 lost*2.0 GB/s*ok",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_over_budget is over its recovery budget (RTO, replay).",
+            "*figure*measured*allowed",
+            "*RTO*2.10 s*1.00 s  <-- OVER BUDGET",
+            "*  restore*500 ms*-",
+            "*  replay*1.50 s*1.00 s  <-- OVER BUDGET",
+        ]
+    )
     report = json.loads((root / "out" / "report.json").read_text())
     drills = drills_by_test(report)
     assert report["schema_version"] == 1 and report["summary"]["over_budget"] == 2
@@ -105,12 +109,17 @@ def check_run(result: pytest.RunResult, root: Path) -> None:
 
 def test_summary_json_junit_html_and_budget_failures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_drills=DRILLS)
-    result = pytester.runpytest(*PGDR, "--pgdr-report=out/report.json", "--pgdr-html=out/r.html",
-                                "--junitxml=junit.xml")
+    result = pytester.runpytest(
+        *PGDR, "--pgdr-report=out/report.json", "--pgdr-html=out/r.html", "--junitxml=junit.xml"
+    )
     check_run(result, pytester.path)
     assert "Traceback" not in result.stdout.str() and "budget.py" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["pgdr: JSON report written to */out/report.json",
-                                 "pgdr: HTML report written to */out/r.html"])
+    result.stdout.fnmatch_lines(
+        [
+            "pgdr: JSON report written to */out/report.json",
+            "pgdr: HTML report written to */out/r.html",
+        ]
+    )
     page = (pytester.path / "out" / "r.html").read_text()
     assert "OVER BUDGET" in page and "test_injected_delay" in page
 
@@ -128,8 +137,9 @@ def test_rto_matches_an_independent_stopwatch(pytester: pytest.Pytester) -> None
 
 def test_xdist_figures_travel_to_the_controller(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_drills=DRILLS)
-    result = pytester.runpytest_subprocess(*PGDR, "-n", "2", "--pgdr-report=out/report.json",
-                                           "--junitxml=junit.xml")
+    result = pytester.runpytest_subprocess(
+        *PGDR, "-n", "2", "--pgdr-report=out/report.json", "--junitxml=junit.xml"
+    )
     result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
     check_run(result, pytester.path)
     report = json.loads((pytester.path / "out" / "report.json").read_text())
@@ -159,11 +169,13 @@ def test_measures_nothing(pgdr_measure):
 """)
     result = pytester.runpytest(*PGDR, "--pgdr-rpo=5m")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "pgdr: budgets rto 2.00 s (ini pgdr_rto), rpo 5.0 min (command line); a drill's"
-        " marker wins",
-        "*test_default_budget is over its recovery budget (RTO)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "pgdr: budgets rto 2.00 s (ini pgdr_rto), rpo 5.0 min (command line); a drill's"
+            " marker wins",
+            "*test_default_budget is over its recovery budget (RTO)*",
+        ]
+    )
 
 
 def test_bad_budget_values_are_clear(pytester: pytest.Pytester) -> None:
@@ -183,10 +195,13 @@ def test_no_measurement():
 """)
     result = pytester.runpytest(*PGDR)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*bad budget in the pgdr marker of test_typo: Bad value '30 parsecs' for pgdr marker rto=*",
-        "*test_no_measurement sets a budget but measures nothing*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*bad budget in the pgdr marker of test_typo: Bad value '30 parsecs'"
+            " for pgdr marker rto=*",
+            "*test_no_measurement sets a budget but measures nothing*",
+        ]
+    )
     assert "the drill must not run" not in result.stdout.str()
 
 
@@ -194,8 +209,12 @@ def test_history_feeds_the_trend_charts(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_drills=DRILLS)
     for night in (1, 2):
         pytester.runpytest(*PGDR, f"--pgdr-report=history/night{night}.json")
-    result = pytester.runpytest(*PGDR, "--pgdr-report=history/night3.json",
-                                "--pgdr-history=history", "--pgdr-html=report.html")
+    result = pytester.runpytest(
+        *PGDR,
+        "--pgdr-report=history/night3.json",
+        "--pgdr-history=history",
+        "--pgdr-html=report.html",
+    )
     result.stdout.fnmatch_lines(["pgdr: HTML report written to *report.html (2 earlier runs*"])
     page = (pytester.path / "report.html").read_text()
     assert "Trends over 3 runs" in page
@@ -217,8 +236,12 @@ def test_long_load(pgdr_measure):
     for extra in ((), ("-n", "2")):
         result = pytester.runpytest_subprocess(*PGDR, *extra)
         result.assert_outcomes(passed=1)
-        result.stderr.fnmatch_lines(["pgdr: loading rows: 5 of 10 rows (50%), *",
-                                     "pgdr: loading rows: 5 of 10 rows (50%), * - done"])
+        result.stderr.fnmatch_lines(
+            [
+                "pgdr: loading rows: 5 of 10 rows (50%), *",
+                "pgdr: loading rows: 5 of 10 rows (50%), * - done",
+            ]
+        )
 
 
 def test_real_restore_attaches_the_log_lines_that_matter(pytester: pytest.Pytester) -> None:
@@ -240,10 +263,12 @@ def test_pitr(pgdr, pgdr_primary, pgdr_measure):
     result.assert_outcomes(passed=1)
     drill = json.loads((pytester.path / "r.json").read_text())["drills"][0]
     lines = "\n".join(f"{e['node']}: {e['line']}" for e in drill["log_lines"])
-    for milestone in ("restore1: .*consistent recovery state reached",
-                      'restore1: .*recovery stopping at restore point "rp"',
-                      "restore1: .*selected new timeline ID: 2",
-                      "restore1: .*database system is ready to accept connections"):
+    for milestone in (
+        "restore1: .*consistent recovery state reached",
+        'restore1: .*recovery stopping at restore point "rp"',
+        "restore1: .*selected new timeline ID: 2",
+        "restore1: .*database system is ready to accept connections",
+    ):
         assert re.search(milestone, lines), lines
     assert "starting up" not in lines
     assert drill["figures"]["restore throughput"]["value"] > 0
@@ -259,8 +284,9 @@ def documented_fields(section: str) -> set[str]:
     """The first-column field names of the table under ``section`` in report-schema.md."""
     text = (DOCS / "report-schema.md").read_text().split(section, 1)[1]
     table = text.split("\n\n", 2)[1]
-    return {name for row in table.splitlines()
-            for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    return {
+        name for row in table.splitlines() for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
 
 
 def test_report_schema_doc_matches_a_real_report(pytester: pytest.Pytester) -> None:

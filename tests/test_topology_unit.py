@@ -28,8 +28,9 @@ MB64 = 64 * 1024 * 1024
 
 
 def test_history_parent_reads_the_last_entry() -> None:
-    text = ("1\t0/3000108\tno recovery target specified\n\n"
-            '2\t0/5000A28\tat restore point "my_target"\n')
+    text = (
+        '1\t0/3000108\tno recovery target specified\n\n2\t0/5000A28\tat restore point "my_target"\n'
+    )
     assert history_parent(text) == (2, Lsn.parse("0/5000A28"))
 
 
@@ -39,25 +40,34 @@ def test_history_parent_ignores_comments_and_empty_files() -> None:
     assert history_parent("# c\n1\t0/3000000\tbefore 2000-01-01\n") == (1, Lsn(0x3000000))
 
 
-@pytest.mark.parametrize(("name", "size", "expected"), [
-    ("000000010000000000000003", MB16, 3),
-    ("0000000100000001000000FF", MB16, 256 + 255),
-    ("000000020000000100000002", MB64, 64 + 2),
-])
+@pytest.mark.parametrize(
+    ("name", "size", "expected"),
+    [
+        ("000000010000000000000003", MB16, 3),
+        ("0000000100000001000000FF", MB16, 256 + 255),
+        ("000000020000000100000002", MB64, 64 + 2),
+    ],
+)
 def test_segment_number(name: str, size: int, expected: int) -> None:
     assert segment_number(name, size) == expected
 
 
 ARCHIVE = [
-    "000000010000000000000002", "000000010000000000000003", "000000010000000000000005",
-    "000000010000000000000006", "000000020000000000000005", "000000020000000000000006",
+    "000000010000000000000002",
+    "000000010000000000000003",
+    "000000010000000000000005",
+    "000000010000000000000006",
+    "000000020000000000000005",
+    "000000020000000000000006",
 ]
 
 
 def test_unreplayed_segments_after_a_gap() -> None:
     end = Lsn.parse("0/3FFF000")  # replay ended inside segment 3: 4 is missing
     assert unreplayed_segments(ARCHIVE, 1, end, MB16) == [
-        "000000010000000000000005", "000000010000000000000006"]
+        "000000010000000000000005",
+        "000000010000000000000006",
+    ]
 
 
 def test_unreplayed_segments_counts_only_the_replayed_timeline() -> None:
@@ -80,14 +90,19 @@ def test_has_target() -> None:
     assert _has_target({"recovery_target_lsn": "0/3000000"})
 
 
-@pytest.mark.parametrize(("log", "why"), [
-    ("FATAL:  multiple recovery targets specified", "two recovery targets"),
-    ("FATAL:  recovery ended before configured recovery target was reached", "never reached"),
-    ("FATAL:  requested recovery stop point is before consistent recovery point",
-     "before the backup's consistency point"),
-    ("FATAL:  something unexpected happened", "something unexpected happened"),
-    ("LOG:  nothing fatal", "see the server log"),
-])
+@pytest.mark.parametrize(
+    ("log", "why"),
+    [
+        ("FATAL:  multiple recovery targets specified", "two recovery targets"),
+        ("FATAL:  recovery ended before configured recovery target was reached", "never reached"),
+        (
+            "FATAL:  requested recovery stop point is before consistent recovery point",
+            "before the backup's consistency point",
+        ),
+        ("FATAL:  something unexpected happened", "something unexpected happened"),
+        ("LOG:  nothing fatal", "see the server log"),
+    ],
+)
 def test_why_recovery_failed(log: str, why: str) -> None:
     assert why in _why_recovery_failed(log)
 
@@ -95,7 +110,8 @@ def test_why_recovery_failed(log: str, why: str) -> None:
 def test_read_backup_label(tmp_path: Path) -> None:
     (tmp_path / "backup_label").write_text(
         "START WAL LOCATION: 0/6000028 (file 000000020000000000000006)\n"
-        "CHECKPOINT LOCATION: 0/6000080\nSTART TIMELINE: 2\n")
+        "CHECKPOINT LOCATION: 0/6000080\nSTART TIMELINE: 2\n"
+    )
     info = Backup(path=tmp_path, label="b", source="p", fmt="plain")
     _read_backup_label(info)
     assert (info.start_lsn, info.timeline) == ("0/6000028", 2)

@@ -38,8 +38,12 @@ def test_several_installations_from_cli_and_ini() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "valid"),
-    [("keep", "sometimes", "never, failed, always"), ("backend", "k8s", "local"),
-     ("fsync", "maybe", "on, off"), ("timeout_scale", "0", "above 0")],
+    [
+        ("keep", "sometimes", "never, failed, always"),
+        ("backend", "k8s", "local"),
+        ("fsync", "maybe", "on, off"),
+        ("timeout_scale", "0", "above 0"),
+    ],
 )
 def test_bad_values_name_the_valid_ones(name: str, value: str, valid: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -76,8 +80,11 @@ def test_stopwatch_refuses_zero_durations() -> None:
 
 def test_recovery_target_settings() -> None:
     assert RecoveryTarget.xid(1234, inclusive=False).settings() == {
-        "recovery_target_timeline": "latest", "recovery_target_xid": "1234",
-        "recovery_target_inclusive": False, "recovery_target_action": "promote"}
+        "recovery_target_timeline": "latest",
+        "recovery_target_xid": "1234",
+        "recovery_target_inclusive": False,
+        "recovery_target_action": "promote",
+    }
     assert RecoveryTarget.immediate("pause").settings()["recovery_target"] == "immediate"
     assert RecoveryTarget.latest().settings() == {"recovery_target_timeline": "latest"}
 
@@ -87,6 +94,7 @@ def test_recovery_target_rejects_bad_input() -> None:
         RecoveryTarget.name("x", action="explode")
     with pytest.raises(ConfigError, match="time zone"):
         import datetime as dt
+
         RecoveryTarget.time(dt.datetime(2026, 1, 1))
 
 

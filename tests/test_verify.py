@@ -22,17 +22,21 @@ from pytest_pgdr.verify import (
 def shop(**changes: Any) -> Fingerprint:
     """A small fingerprint, with any field replaced."""
     fields: dict[str, Any] = {
-        "tables": {"public.employees": TablePrint(3, "a" * 32),
-                   "public.orders": TablePrint(20, "b" * 32)},
+        "tables": {
+            "public.employees": TablePrint(3, "a" * 32),
+            "public.orders": TablePrint(20, "b" * 32),
+        },
         "sequences": {"public.employees_id_seq": 3, "public.orders_id_seq": 20},
-        "constraints": {"employees employees_pkey": "PRIMARY KEY (id)",
-                        "orders orders_pkey": "PRIMARY KEY (id)",
-                        "orders orders_user_id_fkey": "FOREIGN KEY (user_id) REFERENCES users(id)"},
+        "constraints": {
+            "employees employees_pkey": "PRIMARY KEY (id)",
+            "orders orders_pkey": "PRIMARY KEY (id)",
+            "orders orders_user_id_fkey": "FOREIGN KEY (user_id) REFERENCES users(id)",
+        },
         "indexes": {
             "public.employees_pkey": "CREATE UNIQUE INDEX employees_pkey ON public.employees"
-                                     " USING btree (id)",
+            " USING btree (id)",
             "public.orders_pkey": "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree"
-                                  " (id)",
+            " (id)",
         },
         "large_objects": TablePrint(1, "c" * 32),
     }
@@ -47,8 +51,12 @@ def test_equal_fingerprints_have_no_differences() -> None:
 
 def test_table_differences_read_as_sentences() -> None:
     expected = shop()
-    actual = shop(tables={"public.employees": TablePrint(2, "a" * 32),
-                          "public.extra": TablePrint(4, "d" * 32)})
+    actual = shop(
+        tables={
+            "public.employees": TablePrint(2, "a" * 32),
+            "public.extra": TablePrint(4, "d" * 32),
+        }
+    )
     assert differences(expected, actual) == [
         "table public.employees: 2 rows, expected 3",
         "table public.extra: unexpected (4 rows)",
@@ -57,30 +65,39 @@ def test_table_differences_read_as_sentences() -> None:
 
 
 def test_same_count_different_content() -> None:
-    actual = shop(tables={"public.employees": TablePrint(3, "e" * 32),
-                          "public.orders": TablePrint(20, "b" * 32)})
+    actual = shop(
+        tables={
+            "public.employees": TablePrint(3, "e" * 32),
+            "public.orders": TablePrint(20, "b" * 32),
+        }
+    )
     assert differences(shop(), actual) == [
-        "table public.employees: same 3 rows count but different content"]
+        "table public.employees: same 3 rows count but different content"
+    ]
 
 
 def test_large_object_differences() -> None:
     assert differences(shop(), shop(large_objects=TablePrint(0, EMPTY_DIGEST))) == [
-        "large objects: 0, expected 1"]
+        "large objects: 0, expected 1"
+    ]
     assert differences(shop(), shop(large_objects=TablePrint(1, "f" * 32))) == [
-        "large objects: same count (1) but different content"]
+        "large objects: same count (1) but different content"
+    ]
 
 
 def test_default_means_no_large_objects() -> None:
     assert Fingerprint().large_objects == TablePrint(0, EMPTY_DIGEST)
     assert differences(Fingerprint(), Fingerprint(large_objects=TablePrint(2, "x"))) == [
-        "large objects: 2, expected 0"]
+        "large objects: 2, expected 0"
+    ]
 
 
 def test_sequences_exact_and_at_least() -> None:
     ahead = shop(sequences={"public.employees_id_seq": 35, "public.orders_id_seq": 20})
     behind = shop(sequences={"public.employees_id_seq": 2, "public.orders_id_seq": None})
     assert differences(shop(), ahead) == [
-        "sequence public.employees_id_seq: last_value 35, expected 3"]
+        "sequence public.employees_id_seq: last_value 35, expected 3"
+    ]
     assert differences(shop(), ahead, sequences="at_least") == []
     assert differences(shop(), behind, sequences="at_least") == [
         "sequence public.employees_id_seq: last_value 2, expected 3 or more",
@@ -115,8 +132,10 @@ def test_only_keeps_one_table_and_what_hangs_on_it() -> None:
     assert part == Fingerprint(
         tables={"public.orders": TablePrint(20, "b" * 32)},
         sequences={"public.orders_id_seq": 20},
-        constraints={"orders orders_pkey": "PRIMARY KEY (id)",
-                     "orders orders_user_id_fkey": "FOREIGN KEY (user_id) REFERENCES users(id)"},
+        constraints={
+            "orders orders_pkey": "PRIMARY KEY (id)",
+            "orders orders_user_id_fkey": "FOREIGN KEY (user_id) REFERENCES users(id)",
+        },
         indexes={"public.orders_pkey": shop().indexes["public.orders_pkey"]},
     )
     assert shop().only("public.nothing") == Fingerprint()
@@ -133,8 +152,12 @@ class FakeNode:
 
     name = "fake"
 
-    def __init__(self, has_extension: bool = True, create_error: Exception | None = None,
-                 corrupt: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        has_extension: bool = True,
+        create_error: Exception | None = None,
+        corrupt: Sequence[str] = (),
+    ) -> None:
         self.has_extension = has_extension
         self.create_error = create_error
         self.corrupt = set(corrupt)
@@ -163,7 +186,10 @@ def test_check_indexes_uses_an_existing_extension() -> None:
     node = FakeNode()
     result = check_indexes(node)  # type: ignore[arg-type]
     assert (result.checked, result.corrupt, result.skipped) == (
-        ["public.a_idx", "public.b_idx"], {}, "")
+        ["public.a_idx", "public.b_idx"],
+        {},
+        "",
+    )
     assert not any(s.startswith(("CREATE EXTENSION", "DROP EXTENSION")) for s in node.sent)
 
 
@@ -176,12 +202,14 @@ def test_check_indexes_creates_and_drops_the_extension() -> None:
 
 def test_check_indexes_skips_on_a_read_only_standby() -> None:
     error = psycopg.errors.ReadOnlySqlTransaction(
-        "cannot execute CREATE EXTENSION in a read-only transaction")
+        "cannot execute CREATE EXTENSION in a read-only transaction"
+    )
     node = FakeNode(has_extension=False, create_error=error)
     result = check_indexes(node, "shop")  # type: ignore[arg-type]
     assert result.checked == []
-    assert result.skipped == ("amcheck unavailable in shop: cannot execute CREATE EXTENSION"
-                              " in a read-only transaction")
+    assert result.skipped == (
+        "amcheck unavailable in shop: cannot execute CREATE EXTENSION in a read-only transaction"
+    )
     assert_indexes_ok(node, "shop")  # type: ignore[arg-type]
     with pytest.raises(AssertionError, match="indexes of shop on fake were not checked"):
         assert_indexes_ok(node, "shop", required=True)  # type: ignore[arg-type]

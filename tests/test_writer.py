@@ -32,8 +32,9 @@ def fake_writer(acks: list[Ack], unacknowledged: tuple[int, ...] = ()) -> Writer
 
 # the ledger, without servers --------------------------------------------------------------
 def test_outage_is_the_gap_around_the_fault() -> None:
-    w = fake_writer([ack(1, 1.0), ack(2, 1.1), ack(5, 3.6, 2, "replica"), ack(6, 3.7, 2)],
-                    unacknowledged=(3, 4))
+    w = fake_writer(
+        [ack(1, 1.0), ack(2, 1.1), ack(5, 3.6, 2, "replica"), ack(6, 3.7, 2)], unacknowledged=(3, 4)
+    )
     outage = w.outage(fault_at=1.15)
     assert outage.seconds == pytest.approx(2.5)
     assert outage.server_gap_s == pytest.approx(2.5)
