@@ -26,7 +26,7 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
              "drills will run on the embedded PostgreSQL only" >&2
     fi
 fi
-if .venv/bin/python -c 'from pytest_pgdr.docker_host import docker_status as s; raise SystemExit(not s()[0])'; then
+if .venv/bin/python -c 'from pytest_pgdr.hosts.docker import docker_status as s; raise SystemExit(not s()[0])'; then
     .venv/bin/python -m pytest_pgdr.images build
 else
     echo "setup: Docker is not reachable; drills on the docker backend will be skipped" >&2

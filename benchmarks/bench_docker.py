@@ -30,8 +30,8 @@ from typing import Any
 os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"  # before testcontainers is imported
 
 from pytest_pgdr import HarnessSession, Settings, Topology  # noqa: E402
-from pytest_pgdr.docker_host import docker_client, owner_labels  # noqa: E402
-from pytest_pgdr.wait import poll  # noqa: E402
+from pytest_pgdr.basics.wait import poll  # noqa: E402
+from pytest_pgdr.hosts.docker import docker_client, owner_labels  # noqa: E402
 
 IMAGE = "pytest-pgdr/pg15:latest"
 LOCAL = "embedded"

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pytest_pgdr import HarnessSession, RecoveryTarget, Settings, Topology, fingerprint
-from pytest_pgdr.fixtures import EMPLOYEES
-from pytest_pgdr.template import ensure_template
+from pytest_pgdr.cluster.template import ensure_template
+from pytest_pgdr.plugin.fixtures import EMPLOYEES
 
 HERE = Path(__file__).parent
 INSERT = (

@@ -12,14 +12,14 @@ import stat
 import time
 from pathlib import Path
 
-from .errors import ConfigError, PgdrError
-from .host import LocalHost
-from .install import Installation, find_installation, stage_for
-from .osuser import OsUser, resolve_os_user
-from .runtime import RunDir, sweep_orphans
-from .settings import DOCKER_PREFIX, Settings
-from .topology import Topology
-from .wait import set_timeout_scale
+from pytest_pgdr.basics.errors import ConfigError, PgdrError
+from pytest_pgdr.basics.settings import DOCKER_PREFIX, Settings
+from pytest_pgdr.basics.wait import set_timeout_scale
+from pytest_pgdr.cluster.topology import Topology
+from pytest_pgdr.hosts.install import Installation, find_installation, stage_for
+from pytest_pgdr.hosts.local import LocalHost
+from pytest_pgdr.hosts.osuser import OsUser, resolve_os_user
+from pytest_pgdr.hosts.runtime import RunDir, sweep_orphans
 
 
 def private_dir(path: Path) -> Path:
@@ -48,7 +48,7 @@ def resolve_installations(settings: Settings) -> list[Installation | None]:
         if not spec.startswith(DOCKER_PREFIX):
             out.append(find_installation(spec))
             continue
-        from .docker_host import docker_status, image_installation
+        from pytest_pgdr.hosts.docker import docker_status, image_installation
 
         if docker_ok is None:
             docker_ok = docker_status()[0]
@@ -77,7 +77,7 @@ class HarnessSession:
     def _check_docker(self) -> None:
         if self._docker_checked:
             return
-        from .docker_host import docker_status, sweep_docker_orphans
+        from pytest_pgdr.hosts.docker import docker_status, sweep_docker_orphans
 
         ok, why = docker_status()
         if not ok:
@@ -92,7 +92,7 @@ class HarnessSession:
     def installation(self, spec: str) -> Installation:
         if spec not in self._installs:
             if spec.startswith(DOCKER_PREFIX):
-                from .docker_host import image_installation
+                from pytest_pgdr.hosts.docker import image_installation
 
                 self._check_docker()
                 self._installs[spec] = image_installation(spec.removeprefix(DOCKER_PREFIX))
@@ -108,7 +108,7 @@ class HarnessSession:
         root = self.run.path / f"{self._count}_{slug}"
         host = self.host
         if inst.image:
-            from .docker_host import DockerHost, image_user
+            from pytest_pgdr.hosts.docker import DockerHost, image_user
 
             root.mkdir(mode=0o711)
             host = DockerHost(
@@ -125,7 +125,7 @@ class HarnessSession:
 
     def close(self) -> None:
         if self._docker_checked:
-            from .docker_host import remove_run_containers
+            from pytest_pgdr.hosts.docker import remove_run_containers
 
             remove_run_containers(self.run.path)
         self.run.close()

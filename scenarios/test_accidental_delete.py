@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from pytest_pgdr import Node, RecoveryTarget, Topology, assert_same, fingerprint
-from pytest_pgdr.dataset import Dataset, count_missing, create_database
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.verify import assert_indexes_ok
+from pytest_pgdr.drill.dataset import Dataset, count_missing, create_database
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.drill.verify import assert_indexes_ok
 
 pytestmark = pytest.mark.pgdr
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_pgdr import Backup, Node, RecoveryError, RecoveryTarget, Topology, WaitTimeout
-from pytest_pgdr.wait import DEFAULT_TIMEOUT
+from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT
 
 pytestmark = pytest.mark.pgdr
 

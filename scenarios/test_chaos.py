@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from pytest_pgdr import Lsn, Measurement, Node, Topology, WaitTimeout, Writer, faults
-from pytest_pgdr.wait import poll
+from pytest_pgdr.basics.wait import poll
 
 pytestmark = pytest.mark.pgdr
 

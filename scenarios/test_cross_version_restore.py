@@ -33,9 +33,9 @@ from pytest_pgdr import (
     assert_same,
     fingerprint,
 )
-from pytest_pgdr.dataset import Dataset
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.verify import assert_indexes_ok
+from pytest_pgdr.drill.dataset import Dataset
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.drill.verify import assert_indexes_ok
 
 pytestmark = pytest.mark.pgdr
 

@@ -29,9 +29,9 @@ import psycopg
 import pytest
 
 from pytest_pgdr import Fingerprint, Node, RecoveryTarget, Topology, assert_same, fingerprint
-from pytest_pgdr.dataset import Dataset, count_missing
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.verify import assert_indexes_ok
+from pytest_pgdr.drill.dataset import Dataset, count_missing
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.drill.verify import assert_indexes_ok
 
 pytestmark = pytest.mark.pgdr
 

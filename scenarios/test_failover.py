@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from pytest_pgdr import Measurement, Node, Topology, assert_same, fingerprint
-from pytest_pgdr.wait import poll
+from pytest_pgdr.basics.wait import poll
 
 pytestmark = pytest.mark.pgdr
 

@@ -36,10 +36,10 @@ from pytest_pgdr import (
     differences,
     fingerprint,
 )
-from pytest_pgdr.dataset import Dataset, create_database
-from pytest_pgdr.errors import register_secret
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.verify import assert_indexes_ok
+from pytest_pgdr.basics.errors import register_secret
+from pytest_pgdr.drill.dataset import Dataset, create_database
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.drill.verify import assert_indexes_ok
 
 pytestmark = pytest.mark.pgdr
 

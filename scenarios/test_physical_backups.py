@@ -21,7 +21,7 @@ from pytest_pgdr import (
     assert_same,
     fingerprint,
 )
-from pytest_pgdr.template import copy_datadir
+from pytest_pgdr.cluster.template import copy_datadir
 
 pytestmark = pytest.mark.pgdr
 

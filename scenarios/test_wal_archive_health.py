@@ -23,7 +23,7 @@ from pytest_pgdr import (
     assert_same,
     fingerprint,
 )
-from pytest_pgdr.wait import DEFAULT_TIMEOUT
+from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT
 
 pytestmark = pytest.mark.pgdr
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pgdr.wait import poll
+from pytest_pgdr.basics.wait import poll
 
 HOLD = """
 import pathlib, time
@@ -73,14 +73,14 @@ def test_no_server_or_directory_survives(pytester: pytest.Pytester, sig: int) ->
 
 
 def test_next_run_sweeps_orphans(tmp_path: Path) -> None:
-    from pytest_pgdr.runtime import RUN_PREFIX, sweep_orphans
+    from pytest_pgdr.hosts.runtime import RUN_PREFIX, sweep_orphans
 
     orphan = tmp_path / f"{RUN_PREFIX}999999-x"
     (orphan / "1_t" / "primary" / "data").mkdir(parents=True)
     (orphan / "owner").write_text("999999 1")
     alive = tmp_path / f"{RUN_PREFIX}{os.getpid()}-y"
     alive.mkdir()
-    from pytest_pgdr.runtime import process_start_ticks
+    from pytest_pgdr.hosts.runtime import process_start_ticks
 
     (alive / "owner").write_text(f"{os.getpid()} {process_start_ticks(os.getpid())}")
     assert sweep_orphans(tmp_path) == [orphan]

@@ -1,4 +1,4 @@
-"""Tests for pytest_pgdr.dataset: sizes, determinism and the SQL it generates (no server)."""
+"""Tests for pytest_pgdr.drill.dataset: sizes, determinism and the SQL it generates (no server)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_pgdr.dataset import (
+from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.drill.dataset import (
     DEPTS,
     POOL_SIZE,
     RUNBOOK_EMPLOYEES,
@@ -16,7 +17,6 @@ from pytest_pgdr.dataset import (
     Statement,
     faker_pool,
 )
-from pytest_pgdr.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 

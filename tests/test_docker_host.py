@@ -18,14 +18,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_pgdr.docker_host import docker_status
+from pytest_pgdr.hosts.docker import docker_status
 
 _OK, _REASON = docker_status()
 if not _OK:
     pytest.skip(_REASON, allow_module_level=True)
 
 from pytest_pgdr import faults  # noqa: E402
-from pytest_pgdr.docker_host import (  # noqa: E402
+from pytest_pgdr.basics.errors import MissingBinaryError, VersionSkip  # noqa: E402
+from pytest_pgdr.basics.wait import poll  # noqa: E402
+from pytest_pgdr.hosts.docker import (  # noqa: E402
     LABEL_HOST,
     LABEL_MACHINE,
     LABEL_RUNDIR,
@@ -39,10 +41,8 @@ from pytest_pgdr.docker_host import (  # noqa: E402
     remove_run_containers,
     sweep_docker_orphans,
 )
-from pytest_pgdr.errors import MissingBinaryError, VersionSkip  # noqa: E402
-from pytest_pgdr.install import Installation  # noqa: E402
-from pytest_pgdr.runtime import RunDir  # noqa: E402
-from pytest_pgdr.wait import poll  # noqa: E402
+from pytest_pgdr.hosts.install import Installation  # noqa: E402
+from pytest_pgdr.hosts.runtime import RunDir  # noqa: E402
 
 PG15 = "pytest-pgdr/pg15:latest"
 PG18 = "pytest-pgdr/pg18:latest"
@@ -194,7 +194,7 @@ def test_unknown_image_fails_fast_without_pulling() -> None:
         image_installation("pytest-pgdr/no-such-image:never")
     assert time.monotonic() - started < 5
     assert "is not on this machine" in str(info.value)
-    assert "python -m pytest_pgdr.images build" in str(info.value)
+    assert "python -m pytest_pgdr.hosts.images build" in str(info.value)
 
 
 @pytest.mark.parametrize(("image", "major"), [(PG15, 15), (PG18, 18)])
@@ -355,8 +355,8 @@ def test_sweep_removes_leftovers_of_dead_owners(run: RunDir, tmp_path: Path) -> 
 KILLED_OWNER = """
 import sys
 from pathlib import Path
-from pytest_pgdr.docker_host import DockerHost, image_user
-from pytest_pgdr.runtime import RunDir
+from pytest_pgdr.hosts.docker import DockerHost, image_user
+from pytest_pgdr.hosts.runtime import RunDir
 run = RunDir(Path(sys.argv[1]))
 host = DockerHost(image_user(sys.argv[2]), run, sys.argv[2], run.path / "1_killed", "killed")
 print(host.prefix, flush=True)

@@ -1,4 +1,4 @@
-"""Tests for pytest_pgdr.images.
+"""Tests for pytest_pgdr.hosts.images.
 
 Pure-logic tests need no Docker. The last test builds (or reuses) both images
 and is skipped, with the reason, when no Docker engine answers.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pgdr import images
-from pytest_pgdr.images import (
+from pytest_pgdr.hosts import images
+from pytest_pgdr.hosts.images import (
     IMAGES,
     PG15_BINDIR,
     PG15_IMAGE,
@@ -273,7 +273,7 @@ def test_cli_error_exits_2_without_traceback(
 def test_import_prints_nothing() -> None:
     root = Path(images.__file__).resolve().parent.parent
     proc = subprocess.run(
-        [sys.executable, "-c", "import pytest_pgdr.images"],
+        [sys.executable, "-c", "import pytest_pgdr.hosts.images"],
         capture_output=True,
         text=True,
         cwd=root,

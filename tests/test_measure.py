@@ -13,21 +13,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_pgdr.budget import Budget, judge, parse_duration
-from pytest_pgdr.errors import ConfigError
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.progress import Progress
-from pytest_pgdr.report_html import nice_ceiling, render
-from pytest_pgdr.report_json import (
+from pytest_pgdr.basics.clock import Stopwatch, TimingError
+from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.basics.progress import Progress
+from pytest_pgdr.cluster.serverlog import ServerLog
+from pytest_pgdr.drill.budget import Budget, judge, parse_duration
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.report.data import (
     DrillResult,
     build,
     junit_properties,
     load_history,
     with_current,
 )
-from pytest_pgdr.report_text import summary_lines
-from pytest_pgdr.serverlog import ServerLog
-from pytest_pgdr.timing import Stopwatch, TimingError
+from pytest_pgdr.report.html import nice_ceiling, render
+from pytest_pgdr.report.text import summary_lines
 
 
 def fake_clock(*readings: float) -> Callable[[], float]:

@@ -15,10 +15,10 @@ from pytest_pgdr import (
     ToolError,
     WaitTimeout,
 )
-from pytest_pgdr.errors import OsUserError
-from pytest_pgdr.osuser import resolve_os_user
-from pytest_pgdr.template import system_identifier
-from pytest_pgdr.wait import poll
+from pytest_pgdr.basics.errors import OsUserError
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.cluster.template import system_identifier
+from pytest_pgdr.hosts.osuser import resolve_os_user
 
 pytestmark = pytest.mark.pgdr
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from pytest_pgdr.timing import Stopwatch
+from pytest_pgdr.basics.clock import Stopwatch
 
 
 def laps(measure, *readings, names=("restore", "replay", "verify")):
@@ -150,7 +150,7 @@ def test_ini_defaults_and_the_header(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\npgdr_rto = 2s\npgdr_rpo = 0\n")
     pytester.makepyfile("""
 import pytest
-from pytest_pgdr.timing import Stopwatch
+from pytest_pgdr.basics.clock import Stopwatch
 
 def fake(measure, total):
     values = iter([0.0, total])

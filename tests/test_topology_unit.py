@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 
 from pytest_pgdr import Backup, ConfigError, Lsn, RecoveryError, Topology
-from pytest_pgdr.runtime import child_pids
-from pytest_pgdr.topology import (
+from pytest_pgdr.cluster.lsn import history_parent, segment_number, unreplayed_segments
+from pytest_pgdr.cluster.topology import (
     _has_target,
     _read_backup_label,
     _why_recovery_failed,
-    history_parent,
-    segment_number,
-    unreplayed_segments,
 )
+from pytest_pgdr.hosts.runtime import child_pids
 
 MB16 = 16 * 1024 * 1024
 MB64 = 64 * 1024 * 1024

@@ -7,12 +7,13 @@ import struct
 
 import pytest
 
-from pytest_pgdr.errors import ConfigError, PgdrError, redact, register_secret
-from pytest_pgdr.node import Lsn, conf_value
-from pytest_pgdr.recovery import RecoveryTarget
-from pytest_pgdr.settings import resolve
-from pytest_pgdr.template import control_crc_offset, crc32c
-from pytest_pgdr.timing import Stopwatch, TimingError
+from pytest_pgdr.basics.clock import Stopwatch, TimingError
+from pytest_pgdr.basics.errors import ConfigError, PgdrError, redact, register_secret
+from pytest_pgdr.basics.settings import resolve
+from pytest_pgdr.cluster.lsn import Lsn
+from pytest_pgdr.cluster.node import conf_value
+from pytest_pgdr.cluster.recovery import RecoveryTarget
+from pytest_pgdr.cluster.template import control_crc_offset, crc32c
 
 
 def test_settings_precedence_cli_env_ini_default() -> None:

@@ -1,4 +1,4 @@
-"""Tests for pytest_pgdr.verify: how fingerprint differences read, subsets, amcheck (no server)."""
+"""Tests for drill.verify: how fingerprint differences read, subsets, amcheck (no server)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_pgdr.verify import (
+from pytest_pgdr.drill.verify import (
     EMPTY_DIGEST,
     Fingerprint,
     TablePrint,

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pytest_pgdr import RecoveryError
-from pytest_pgdr.measure import Measurement
-from pytest_pgdr.writer import Ack, Writer, loss_window
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.drill.writer import Ack, Writer, loss_window
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .osuser import OsUser
-from .runtime import RunDir
-from .template import HBA
+from pytest_pgdr.cluster.template import HBA
+from pytest_pgdr.hosts.osuser import OsUser
+from pytest_pgdr.hosts.runtime import RunDir
 
 
 class LocalHost:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .budget import format_bytes, format_duration
-from .report_json import DrillResult
+from pytest_pgdr.drill.budget import format_bytes, format_duration
+from pytest_pgdr.report.data import DrillResult
 
 COLUMNS = (
     "drill",

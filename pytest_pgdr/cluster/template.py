@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ServerStartError
-from .install import Installation
-from .osuser import OsUser
+from pytest_pgdr.basics.errors import ServerStartError
+from pytest_pgdr.hosts.install import Installation
+from pytest_pgdr.hosts.osuser import OsUser
 
 TEMPLATE_FORMAT = 3  # bump when the template's contents change
 SUPERUSER = "postgres"

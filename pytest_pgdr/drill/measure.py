@@ -3,7 +3,7 @@
 A :class:`Measurement` is collected by a drill through the ``pgdr_measure`` fixture (or built
 by hand without pytest) and travels on the test report as :meth:`Measurement.as_dict`, so it
 survives pytest-xdist. Every time is from a monotonic clock; zero or negative durations raise
-:class:`~pytest_pgdr.timing.TimingError`.
+:class:`~pytest_pgdr.basics.clock.TimingError`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .progress import Progress
-from .timing import Stopwatch, TimingError
+from pytest_pgdr.basics.clock import Stopwatch, TimingError
+from pytest_pgdr.basics.progress import Progress
 
 LOG_LINES_PER_NODE = 30
 MILESTONES = re.compile(
@@ -32,7 +32,7 @@ NOISE = re.compile(
 
 
 class HasLog(Protocol):
-    """A node, as far as log collection needs one (``pytest_pgdr.node.Node`` fits)."""
+    """A node, as far as log collection needs one (``pytest_pgdr.cluster.node.Node`` fits)."""
 
     name: str
 

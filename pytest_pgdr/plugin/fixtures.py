@@ -6,15 +6,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .archive import Archive
-from .dataset import Dataset
-from .errors import PgdrError
-from .install import Installation
-from .measure import Measurement
-from .node import Node
-from .session import DockerUnavailable, HarnessSession
-from .settings import Settings
-from .topology import Topology
+from pytest_pgdr.basics.errors import PgdrError
+from pytest_pgdr.basics.settings import Settings
+from pytest_pgdr.cluster.archive import Archive
+from pytest_pgdr.cluster.node import Node
+from pytest_pgdr.cluster.topology import Topology
+from pytest_pgdr.drill.dataset import Dataset
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.hosts.install import Installation
+from pytest_pgdr.session import DockerUnavailable, HarnessSession
 
 KEY_SETTINGS = pytest.StashKey[Settings]()
 KEY_SESSION = pytest.StashKey["HarnessSession | None"]()
@@ -75,7 +75,7 @@ def pgdr(
         pytest.skip(f"needs PostgreSQL {needed} or newer; this is {pgdr_install.describe()}")
     topo = pgdr_session.topology(pgdr_install, request.node.name)
     yield topo
-    from .plugin import failed
+    from pytest_pgdr.plugin import failed
 
     keep = pgdr_session.settings.keep
     if keep == "always" or (keep == "failed" and failed(request.node)):
@@ -111,7 +111,7 @@ def pgdr_dataset() -> Dataset:
     """The realistic dataset the logical-backup drills load (``Dataset(scale=1)``: ~26,000 rows).
 
     Override it in your conftest.py to drill on more data, e.g. ``return Dataset(scale=50)``;
-    see :mod:`pytest_pgdr.dataset`.
+    see :mod:`pytest_pgdr.drill.dataset`.
     """
     return Dataset()
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .budget import parse_optional_duration
-from .errors import ConfigError
+from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.drill.budget import parse_optional_duration
 
 BACKENDS = ("local", "docker")
 DOCKER_PREFIX = "docker:"
@@ -134,7 +134,7 @@ OPTIONS = (
         _specs,
         "Docker image(s) for the docker backend; repeat or comma-separate for several"
         " (each drill runs on each); build the default ones with"
-        " 'python -m pytest_pgdr.images build'",
+        " 'python -m pytest_pgdr.hosts.images build'",
         multiple=True,
     ),
     Option("os_user", "auto", lambda n, t: t, "OS user for servers when pytest runs as root"),

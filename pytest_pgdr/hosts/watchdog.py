@@ -1,4 +1,4 @@
-"""Watchdog: ``python -m pytest_pgdr.watchdog RUN_DIR``.
+"""Watchdog: ``python -m pytest_pgdr.hosts.watchdog RUN_DIR``.
 
 Started detached by each pytest process. It polls the run directory's owner; when the owner is
 gone (killed, crashed) it stops the servers left in the run directory and removes it. It exits
@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runtime import kill_servers_in, owner_alive
+from pytest_pgdr.hosts.runtime import kill_servers_in, owner_alive
 
 POLL_SECONDS = 0.25
 
@@ -20,7 +20,7 @@ POLL_SECONDS = 0.25
 def _remove_containers(run_dir: Path) -> None:
     """Containers of the docker backend carry the run directory in a label."""
     try:
-        from .docker_host import remove_run_containers
+        from pytest_pgdr.hosts.docker import remove_run_containers
     except ImportError:
         return
     remove_run_containers(run_dir)

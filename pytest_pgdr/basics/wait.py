@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import WaitTimeout
+from pytest_pgdr.basics.errors import WaitTimeout
 
 T = TypeVar("T")
 

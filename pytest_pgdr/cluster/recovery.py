@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from pytest_pgdr.basics.errors import ConfigError
 
 KINDS = ("immediate", "xid", "time", "name", "lsn", "latest")
 ACTIONS = ("promote", "pause", "shutdown")

@@ -129,7 +129,7 @@ class RunDir:
     def start_watchdog(self) -> None:
         """A detached process that sweeps this run directory if this process is killed."""
         self.watchdog = subprocess.Popen(
-            [sys.executable, "-m", "pytest_pgdr.watchdog", str(self.path)],
+            [sys.executable, "-m", "pytest_pgdr.hosts.watchdog", str(self.path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingBinaryError, PgdrError, WaitTimeout
-from .host import LocalHost
-from .install import MIN_MAJOR, SERVER_PROGRAMS, Installation
-from .osuser import OsUser
-from .runtime import RUN_PREFIX, RunDir, owner_alive, process_start_ticks
-from .wait import poll
+from pytest_pgdr.basics.errors import MissingBinaryError, PgdrError, WaitTimeout
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.hosts.install import MIN_MAJOR, SERVER_PROGRAMS, Installation
+from pytest_pgdr.hosts.local import LocalHost
+from pytest_pgdr.hosts.osuser import OsUser
+from pytest_pgdr.hosts.runtime import RUN_PREFIX, RunDir, owner_alive, process_start_ticks
 
 LABEL_RUN = "org.pytest-pgdr.run"
 LABEL_RUNDIR = "org.pytest-pgdr.rundir"
@@ -68,7 +68,7 @@ PROBE_TIMEOUT = 60.0
 LONG_WAIT = 3600.0
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 BUILD_HINT = (
-    "Build the pytest-pgdr images with 'python -m pytest_pgdr.images build', or list"
+    "Build the pytest-pgdr images with 'python -m pytest_pgdr.hosts.images build', or list"
     " the local ones with 'docker images'"
 )
 PROBE_SCRIPT = r"""

@@ -306,7 +306,7 @@ def _write_html(
     report: Mapping[str, Any],
     bases: Mapping[str, Path],
 ) -> list[str]:
-    from .report_html import render
+    from pytest_pgdr.report.html import render
 
     notes: list[str] = []
     history: list[dict[str, Any]] = []

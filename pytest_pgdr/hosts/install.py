@@ -21,8 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingBinaryError
-from .osuser import OsUser
+from pytest_pgdr.basics.errors import MissingBinaryError
+from pytest_pgdr.hosts.osuser import OsUser
 
 MIN_MAJOR = 13
 DEBIAN_ROOT = Path("/usr/lib/postgresql")

@@ -5,37 +5,35 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from .archive import Archive, Backup
-from .errors import ConfigError, RecoveryError, VersionSkip, register_secret
-from .host import LocalHost
-from .install import Installation
-from .node import Lsn, Node
-from .recovery import RecoveryTarget
-from .runtime import child_pids
-from .template import (
+from pytest_pgdr.basics.clock import Stopwatch
+from pytest_pgdr.basics.errors import ConfigError, RecoveryError, VersionSkip
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.cluster.archive import Archive, Backup
+from pytest_pgdr.cluster.credentials import REPLICATION_USER, Credentials
+from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn, history_parent, unreplayed_segments
+from pytest_pgdr.cluster.node import Node
+from pytest_pgdr.cluster.recovery import RecoveryTarget
+from pytest_pgdr.cluster.template import (
     SUPERUSER,
     copy_datadir,
     ensure_template,
     new_system_identifier,
     set_system_identifier,
 )
-from .timing import Stopwatch
-from .wait import poll
+from pytest_pgdr.hosts.install import Installation
+from pytest_pgdr.hosts.local import LocalHost
+from pytest_pgdr.hosts.runtime import child_pids
 
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-REPLICATION_USER = "pgdr_replicator"
-LONG_PAGE_HEADER = 40  # bytes at the start of each WAL segment
 WAL_READ_TROUBLE = (
     r"incorrect resource manager|invalid (record|magic|contrecord)"
     r"|unexpected pageaddr|record with incorrect|checksum"
@@ -44,30 +42,6 @@ REPLAY_DONE = re.compile(
     r"recovery stopping|redo done at|pausing at the end of recovery|recovery has paused"
     r"|shutdown at recovery target"
 )
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Generated per topology; only the pgpass file (0600, server user) holds them on disk."""
-
-    password: str
-    replication_password: str
-    passfile: Path
-    superuser: str = SUPERUSER
-    replication_user: str = REPLICATION_USER
-
-    @classmethod
-    def generate(cls, passfile: Path) -> Credentials:
-        creds = cls(secrets.token_urlsafe(18), secrets.token_urlsafe(18), passfile)
-        register_secret(creds.password)
-        register_secret(creds.replication_password)
-        return creds
-
-    def pgpass(self) -> str:
-        return (
-            f"*:*:*:{self.superuser}:{self.password}\n"
-            f"*:*:*:{self.replication_user}:{self.replication_password}\n"
-        )
 
 
 class Topology:
@@ -187,7 +161,7 @@ class Topology:
         copy_datadir(template, node.datadir)
         set_system_identifier(node.datadir, new_system_identifier())
         if wal_limit is not None:
-            from .faults import limit_wal
+            from pytest_pgdr.drill.faults import limit_wal
 
             limit_wal(node, wal_limit)
         if archive:
@@ -659,7 +633,7 @@ class Topology:
     # teardown ---------------------------------------------------------------------------
     def close(self, keep_to: Path | None = None) -> None:
         """Stop every server; remove the directories (or move them to ``keep_to``)."""
-        from .faults import heal_all
+        from pytest_pgdr.drill.faults import heal_all
 
         heal_all()  # a frozen or cut-off server cannot stop
         for node in self.nodes.values():
@@ -727,37 +701,6 @@ def _has_target(conf: Mapping[str, object]) -> bool:
     return any(str(conf.get(key, "")) for key in keys)
 
 
-def history_parent(text: str) -> tuple[int, Lsn] | None:
-    """The last entry of a timeline history file: the timeline replayed last, and the LSN
-    where the new timeline branched off it (the end of replay)."""
-    entries = [
-        line.split()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not entries or len(entries[-1]) < 2:
-        return None
-    return int(entries[-1][0]), Lsn.parse(entries[-1][1])
-
-
-def segment_number(name: str, segment_size: int) -> int:
-    """The position of a WAL segment file name (timeline left aside)."""
-    return int(name[8:16], 16) * (0x1_0000_0000 // segment_size) + int(name[16:24], 16)
-
-
-def unreplayed_segments(
-    segments: list[str], timeline: int, end: Lsn, segment_size: int
-) -> list[str]:
-    """Segments of ``timeline`` that lie wholly after ``end``, where replay stopped."""
-    first_unread = -(-end.value // segment_size)  # the segment holding ``end`` was read
-    prefix = f"{timeline:08X}"
-    return sorted(
-        name
-        for name in segments
-        if name.startswith(prefix) and segment_number(name, segment_size) >= first_unread
-    )
-
-
 def _paused(node: Node) -> bool:
     try:
         return node.replay_pause_state() == "paused"
@@ -801,6 +744,6 @@ def _read_backup_label(info: Backup) -> None:
 
 
 def _sysid_of(datadir: Path) -> int:
-    from .template import system_identifier
+    from pytest_pgdr.cluster.template import system_identifier
 
     return system_identifier(datadir)

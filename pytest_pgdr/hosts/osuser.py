@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OsUserError
+from pytest_pgdr.basics.errors import OsUserError
 
 AUTO_CANDIDATES = ("postgres", "nobody")
 

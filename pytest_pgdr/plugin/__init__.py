@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from . import progress, report_json
-from .budget import Budget, BudgetExceeded, Verdict, format_duration, judge
-from .errors import PgdrError, VersionSkip
-from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
+from pytest_pgdr.basics import progress as progress
+from pytest_pgdr.basics.errors import PgdrError, VersionSkip
+from pytest_pgdr.basics.settings import BY_NAME, OPTIONS, Settings, resolve
+from pytest_pgdr.drill.budget import Budget, BudgetExceeded, Verdict, format_duration, judge
+from pytest_pgdr.drill.measure import Measurement
+from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     KEY_MEASURE,
     KEY_SESSION,
     KEY_SETTINGS,
@@ -28,11 +30,10 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name in the plugin
     pgdr_seed,
     pgdr_session,
 )
-from .measure import Measurement
-from .report_json import DrillResult, junit_properties
-from .report_text import summary_lines
-from .session import resolve_installations
-from .settings import BY_NAME, OPTIONS, Settings, resolve
+from pytest_pgdr.report import data as report_json
+from pytest_pgdr.report.data import DrillResult, junit_properties
+from pytest_pgdr.report.text import summary_lines
+from pytest_pgdr.session import resolve_installations
 
 
 def _scenarios_dir() -> Path:

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from .budget import format_bytes, format_duration
-from .report_text import figure_text, outage_text, rpo_text
+from pytest_pgdr.drill.budget import format_bytes, format_duration
+from pytest_pgdr.report.text import figure_text, outage_text, rpo_text
 
 PALETTE = (
     "#4e79a7",

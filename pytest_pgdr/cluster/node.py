@@ -8,20 +8,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .errors import RecoveryError, ServerStartError, ToolError
-from .host import LocalHost
-from .install import Installation
-from .serverlog import ServerLog
-from .wait import DEFAULT_TIMEOUT, poll, timeout_scale
+from pytest_pgdr.basics.errors import RecoveryError, ServerStartError, ToolError
+from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT, poll, timeout_scale
+from pytest_pgdr.cluster.lsn import Lsn
+from pytest_pgdr.cluster.serverlog import ServerLog
+from pytest_pgdr.hosts.install import Installation
+from pytest_pgdr.hosts.local import LocalHost
 
 if TYPE_CHECKING:
-    from .topology import Credentials
+    from pytest_pgdr.cluster.credentials import Credentials
 
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 LSN_SQL = {
@@ -42,32 +42,8 @@ def conf_value(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-@dataclass(frozen=True)
-class Lsn:
-    """A WAL location; compares and subtracts as bytes."""
-
-    value: int
-
-    @classmethod
-    def parse(cls, text: str) -> Lsn:
-        high, low = text.split("/")
-        return cls((int(high, 16) << 32) | int(low, 16))
-
-    def __str__(self) -> str:
-        return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"
-
-    def __lt__(self, other: Lsn) -> bool:
-        return self.value < other.value
-
-    def __le__(self, other: Lsn) -> bool:
-        return self.value <= other.value
-
-    def __sub__(self, other: Lsn) -> int:
-        return self.value - other.value
-
-
 class Node:
-    """A PostgreSQL server. Create nodes through a :class:`~pytest_pgdr.topology.Topology`."""
+    """A PostgreSQL server. Create nodes through a :class:`~pytest_pgdr.Topology`."""
 
     def __init__(
         self,

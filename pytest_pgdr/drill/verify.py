@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from .node import Node
+from pytest_pgdr.cluster.node import Node
 
 TABLES_SQL = """
 SELECT format('%I.%I', n.nspname, c.relname)

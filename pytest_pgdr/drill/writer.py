@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .errors import ConfigError, RecoveryError, WaitTimeout
-from .wait import deadline_for
+from pytest_pgdr.basics.errors import ConfigError, RecoveryError, WaitTimeout
+from pytest_pgdr.basics.wait import deadline_for
 
 if TYPE_CHECKING:
-    from .node import Lsn, Node
+    from pytest_pgdr.cluster.lsn import Lsn
+    from pytest_pgdr.cluster.node import Node
 
 PROBE_TABLE = "pgdr_probe"
 SYNC_CANCELED = "canceling wait for synchronous replication"
@@ -458,7 +459,7 @@ def loss_window(acks: Sequence[Ack], lost: Sequence[Ack]) -> float:
 def timeline_start(node: Node) -> tuple[int, Lsn] | None:
     """(parent timeline, switch LSN) where ``node``'s current timeline begins, from its
     history file; None on timeline 1."""
-    from .node import Lsn
+    from pytest_pgdr.cluster.lsn import Lsn
 
     tli = node.timeline()
     if tli <= 1:
@@ -475,7 +476,7 @@ def timeline_start(node: Node) -> tuple[int, Lsn] | None:
 
 
 def _last_lsn(acks: Sequence[Ack], timeline: int) -> Lsn | None:
-    from .node import Lsn
+    from pytest_pgdr.cluster.lsn import Lsn
 
     lsns = [Lsn.parse(a.lsn) for a in acks if a.timeline == timeline]
     return max(lsns, key=lambda lsn: lsn.value) if lsns else None
