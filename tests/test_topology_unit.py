@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 
 from pytest_pgdr import Backup, ConfigError, Lsn, RecoveryError, Topology
+from pytest_pgdr.cluster.backups import _read_backup_label
 from pytest_pgdr.cluster.lsn import history_parent, segment_number, unreplayed_segments
-from pytest_pgdr.cluster.topology import (
-    _has_target,
-    _read_backup_label,
-    _why_recovery_failed,
-)
+from pytest_pgdr.cluster.pitr import _has_target, _why_recovery_failed
 from pytest_pgdr.hosts.runtime import child_pids
 
 MB16 = 16 * 1024 * 1024

@@ -1,0 +1,196 @@
+"""Backups of a topology's nodes (pg_basebackup, pg_combinebackup, cold copies) and the
+waits that the archive has what a restore needs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pytest_pgdr.basics.errors import ConfigError, RecoveryError
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.cluster.archive import Backup
+from pytest_pgdr.cluster.credentials import REPLICATION_USER
+from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn
+from pytest_pgdr.cluster.node import Node
+from pytest_pgdr.cluster.template import copy_datadir, system_identifier
+from pytest_pgdr.cluster.topology_base import TopologyBase
+
+
+class Backups(TopologyBase):
+    """Taking backups into the archive, laying them down as data directories."""
+
+    def backup(
+        self,
+        node: Node,
+        label: str | None = None,
+        fmt: str = "plain",
+        compress: bool = False,
+        manifest: bool = True,
+        incremental: Backup | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> Backup:
+        """``pg_basebackup`` of ``node`` into the archive (fast checkpoint, streamed WAL)."""
+        if fmt not in ("plain", "tar"):
+            raise ConfigError(f"Unknown backup format {fmt!r}", "valid formats: plain, tar")
+        label = self._name("backup", label)
+        self.nodes.pop(label, None)
+        path = self.archive.new_backup_dir(label)
+        args: list[str] = [
+            "-D",
+            str(path),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-l",
+            label,
+            "-U",
+            REPLICATION_USER,
+            *self._sync_args(),
+        ]
+        if fmt == "tar":
+            args += ["-F", "t"] + (["-z"] if compress else [])
+        if not manifest:
+            args.append("--no-manifest")
+        if incremental is not None:
+            self.require(17, "Incremental backup")
+            args.append(f"--incremental={incremental.manifest}")
+        node.run_tool("pg_basebackup", *args, *extra_args)
+        info = Backup(
+            path=path,
+            label=label,
+            source=node.name,
+            fmt=fmt,
+            compressed=compress,
+            system_identifier=node.system_identifier(),
+            incremental_of=incremental.label if incremental else None,
+        )
+        _read_backup_label(info)
+        return info
+
+    def combine(self, backups: Sequence[Backup], label: str | None = None) -> Backup:
+        """``pg_combinebackup`` a full backup and its incrementals (oldest first) into a new
+        plain backup that restores like a full one (PostgreSQL 17+)."""
+        self.require(17, "pg_combinebackup")
+        if not backups or backups[-1].source not in self.nodes:
+            raise ConfigError("combine() needs backups taken in this topology, oldest first")
+        label = self._name("backup", label)
+        path = self.archive.backups / label
+        if path.exists():
+            raise FileExistsError(f"a backup labelled {label!r} already exists in {path.parent}")
+        self.nodes[backups[-1].source].run_tool(
+            "pg_combinebackup", *(b.path for b in backups), "-o", path, *self._sync_args()
+        )
+        info = Backup(
+            path=path,
+            label=label,
+            source=backups[-1].source,
+            fmt="plain",
+            system_identifier=backups[0].system_identifier,
+            extra={"combined_from": ",".join(b.label for b in backups)},
+        )
+        _read_backup_label(info)
+        return info
+
+    def cold_backup(self, node: Node, label: str | None = None) -> Backup:
+        """Copy the data directory of a stopped node (runbook Lab 14, step 4)."""
+        if node.is_running():
+            raise RecoveryError(
+                f"A cold backup of {node.name} needs it stopped",
+                "copying a running server's files gives an inconsistent copy",
+                "Call node.stop() first",
+            )
+        label = self._name("backup", label)
+        path = self.archive.backups / label
+        copy_datadir(node.datadir, path)
+        for leftover in ("postmaster.pid", "postmaster.opts"):
+            (path / leftover).unlink(missing_ok=True)
+        return Backup(
+            path=path,
+            label=label,
+            source=node.name,
+            fmt="plain",
+            system_identifier=system_identifier(path),
+            extra={"method": "cold copy"},
+        )
+
+    def _materialize(self, backup: Backup, node: Node) -> None:
+        """Lay a backup down as ``node``'s data directory."""
+        if backup.fmt == "plain":
+            if node.datadir.exists():
+                node.datadir.rmdir()
+            copy_datadir(backup.path, node.datadir)
+            return
+        self.host.make_dir(node.datadir)
+        suffix = ".tar.gz" if backup.compressed else ".tar"
+        for archive_name, dest in (("base", node.datadir), ("pg_wal", node.datadir / "pg_wal")):
+            tarball = backup.path / f"{archive_name}{suffix}"
+            if tarball.exists():
+                proc = self.host.run(["tar", "-xf", str(tarball), "-C", str(dest)])
+                if proc.returncode != 0:
+                    raise RecoveryError(
+                        f"Extracting {tarball} failed",
+                        proc.stderr.strip(),
+                        "Check the backup; pg_verifybackup can tell what is wrong",
+                    )
+
+    def wait_archived(
+        self, node: Node, lsn: Lsn | None = None, timeout: float | None = None
+    ) -> str:
+        """Wait until all WAL before ``lsn`` (default: now) is in the archive.
+
+        Switches to a new segment when ``lsn`` lies in the one being written. Returns the
+        name of the last segment needed.
+        """
+        lsn = lsn or node.lsn("insert")
+        seg_size = node.wal_segment_size()
+        offset_in_segment = lsn.value % seg_size
+        if offset_in_segment <= LONG_PAGE_HEADER and lsn.value > seg_size:
+            lsn = Lsn(lsn.value - offset_in_segment - 1)  # nothing written here yet
+        segment = node.walfile_name(lsn)
+        if node.walfile_name(node.lsn("write")) <= segment:
+            node.switch_wal()
+
+        def archived() -> bool:
+            if not node.is_running():
+                raise RecoveryError(
+                    f"{node.name} stopped before archiving {segment}",
+                    "the server exited",
+                    log_lines=node.log.important(),
+                )
+            return self.archive.has(segment)
+
+        poll(
+            archived,
+            f"{node.name} to archive WAL segment {segment}",
+            timeout,
+            lambda: node.log.tail() + [f"pg_stat_archiver: {self._archiver_stats(node)}"],
+        )
+        return segment
+
+    @staticmethod
+    def _archiver_stats(node: Node) -> str:
+        try:
+            row = node.query(
+                "SELECT archived_count, last_archived_wal, failed_count,"
+                " last_failed_wal FROM pg_stat_archiver"
+            )[0]
+        except Exception as exc:  # the node may be gone; the log tail says why
+            return f"unavailable ({exc})"
+        archived, last, failed, last_failed = row
+        return f"archived {archived} (last {last}), failed {failed} (last {last_failed})"
+
+    def wait_history_archived(self, timeline: int, timeout: float | None = None) -> None:
+        name = f"{timeline:08X}.history"
+        poll(lambda: self.archive.has(name), f"{name} to reach the archive", timeout)
+
+
+def _read_backup_label(info: Backup) -> None:
+    label = info.path / "backup_label"
+    if not label.exists():
+        return
+    text = label.read_text(errors="replace")
+    match = re.search(r"START WAL LOCATION: (\S+)", text)
+    info.start_lsn = match.group(1) if match else ""
+    match = re.search(r"START TIMELINE: (\d+)", text)
+    info.timeline = int(match.group(1)) if match else 1
