@@ -17,7 +17,7 @@ from pytest_pgdr import (
 )
 from pytest_pgdr.basics.errors import OsUserError
 from pytest_pgdr.basics.wait import poll
-from pytest_pgdr.cluster.template import system_identifier
+from pytest_pgdr.cluster.pgcontrol import system_identifier
 from pytest_pgdr.hosts.osuser import resolve_os_user
 
 pytestmark = pytest.mark.pgdr

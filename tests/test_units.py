@@ -12,8 +12,8 @@ from pytest_pgdr.basics.errors import ConfigError, PgdrError, redact, register_s
 from pytest_pgdr.basics.settings import resolve
 from pytest_pgdr.cluster.lsn import Lsn
 from pytest_pgdr.cluster.node import conf_value
+from pytest_pgdr.cluster.pgcontrol import control_crc_offset, crc32c
 from pytest_pgdr.cluster.recovery import RecoveryTarget
-from pytest_pgdr.cluster.template import control_crc_offset, crc32c
 
 
 def test_settings_precedence_cli_env_ini_default() -> None:

@@ -12,7 +12,8 @@ from pytest_pgdr.cluster.archive import Backup
 from pytest_pgdr.cluster.credentials import REPLICATION_USER
 from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn
 from pytest_pgdr.cluster.node import Node
-from pytest_pgdr.cluster.template import copy_datadir, system_identifier
+from pytest_pgdr.cluster.pgcontrol import system_identifier
+from pytest_pgdr.cluster.template import copy_datadir
 from pytest_pgdr.cluster.topology_base import TopologyBase
 
 

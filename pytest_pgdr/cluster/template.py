@@ -1,8 +1,6 @@
 """Template data directories: ``initdb`` once per installation and settings, then copy per node.
 
-Each independent primary gets its own system identifier, written into the copy's
-``global/pg_control`` (with its CRC-32C recomputed) and into the long page header of each WAL
-segment, so a replica can never attach to the wrong cluster.
+Each independent primary then gets its own system identifier (see ``pgcontrol``).
 """
 
 from __future__ import annotations
@@ -11,11 +9,8 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import secrets
 import shutil
-import struct
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +21,6 @@ from pytest_pgdr.hosts.osuser import OsUser
 
 TEMPLATE_FORMAT = 3  # bump when the template's contents change
 SUPERUSER = "postgres"
-XLP_LONG_HEADER = 0x0002
 
 HBA = """\
 # pytest-pgdr: the socket directory is private (0700, server user only), TCP needs a password.
@@ -35,73 +29,6 @@ local   replication     all                                     trust
 host    all             all             127.0.0.1/32            scram-sha-256
 host    replication     all             127.0.0.1/32            scram-sha-256
 """
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes, crc: int = 0xFFFFFFFF) -> int:
-    """CRC-32C (Castagnoli), as PostgreSQL computes it; returns the finalised value."""
-    return _crc32c_update(crc, data) ^ 0xFFFFFFFF
-
-
-def _crc32c_update(crc: int, data: bytes) -> int:
-    table = _TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-def control_crc_offset(control: bytes) -> int:
-    """Where pg_control keeps its CRC: the first 4-aligned offset where the CRC of all bytes
-    before it matches. The layout changes across major versions, so it is found, not assumed."""
-    crc = 0xFFFFFFFF
-    for offset in range(0, 1024, 4):
-        if offset >= 16 and struct.unpack_from("<I", control, offset)[0] == crc ^ 0xFFFFFFFF:
-            return offset
-        crc = _crc32c_update(crc, control[offset : offset + 4])
-    raise ValueError("pg_control CRC not found: not a PostgreSQL control file?")
-
-
-def new_system_identifier() -> int:
-    """Like initdb's: seconds in the high half, then microseconds, then random bits."""
-    now = time.time()
-    seconds, micros = int(now), int((now % 1) * 1_000_000)
-    return (seconds << 32) | (micros << 12) | secrets.randbits(12)
-
-
-def set_system_identifier(datadir: Path, sysid: int) -> None:
-    control_path = datadir / "global" / "pg_control"
-    control = bytearray(control_path.read_bytes())
-    offset = control_crc_offset(bytes(control))
-    struct.pack_into("<Q", control, 0, sysid)
-    struct.pack_into("<I", control, offset, crc32c(bytes(control[:offset])))
-    control_path.write_bytes(bytes(control))
-    for segment in (datadir / "pg_wal").iterdir():
-        if len(segment.name) == 24 and segment.is_file():
-            _patch_segment_sysid(segment, sysid)
-
-
-def _patch_segment_sysid(segment: Path, sysid: int) -> None:
-    with open(segment, "r+b") as fh:
-        header = fh.read(32)
-        if len(header) == 32 and struct.unpack_from("<H", header, 2)[0] & XLP_LONG_HEADER:
-            fh.seek(24)
-            fh.write(struct.pack("<Q", sysid))
-
-
-def system_identifier(datadir: Path) -> int:
-    return int(struct.unpack_from("<Q", (datadir / "global" / "pg_control").read_bytes(), 0)[0])
 
 
 @contextlib.contextmanager

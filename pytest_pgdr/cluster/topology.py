@@ -17,15 +17,10 @@ import psycopg
 
 from pytest_pgdr.cluster.credentials import REPLICATION_USER
 from pytest_pgdr.cluster.node import Node
+from pytest_pgdr.cluster.pgcontrol import new_system_identifier, set_system_identifier
 from pytest_pgdr.cluster.pitr import PointInTime
 from pytest_pgdr.cluster.replicas import Replicas
-from pytest_pgdr.cluster.template import (
-    SUPERUSER,
-    copy_datadir,
-    ensure_template,
-    new_system_identifier,
-    set_system_identifier,
-)
+from pytest_pgdr.cluster.template import SUPERUSER, copy_datadir, ensure_template
 
 # Run first by every Topology.close(): a layer above (faults) registers what must be undone
 # before servers can stop (a frozen or cut-off server cannot).
