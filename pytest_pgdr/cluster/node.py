@@ -216,10 +216,11 @@ class Node:
     def connect(
         self, dbname: str = "postgres", autocommit: bool = True, **kwargs: Any
     ) -> psycopg.Connection[Any]:
-        """A new psycopg connection over TCP with the generated password."""
+        """A new psycopg connection over TCP; libpq reads the password from the pgpass file,
+        so no frame of a failing connect (pytest ``-l``, JUnit XML) holds it."""
         return psycopg.connect(
             self.conninfo(dbname),
-            password=self.credentials.password,
+            passfile=str(self.credentials.passfile),
             autocommit=autocommit,
             **{"connect_timeout": 10, **kwargs},
         )
