@@ -16,8 +16,9 @@ import pytest
 from pytest_pgdr.basics.clock import Stopwatch, TimingError
 from pytest_pgdr.basics.errors import ConfigError
 from pytest_pgdr.basics.progress import Progress
+from pytest_pgdr.basics.units import parse_duration
 from pytest_pgdr.cluster.serverlog import ServerLog
-from pytest_pgdr.drill.budget import Budget, judge, parse_duration
+from pytest_pgdr.drill.budget import Budget, judge
 from pytest_pgdr.drill.measure import Measurement
 from pytest_pgdr.report.data import (
     DrillResult,
@@ -26,7 +27,8 @@ from pytest_pgdr.report.data import (
     load_history,
     with_current,
 )
-from pytest_pgdr.report.html import nice_ceiling, render
+from pytest_pgdr.report.html import render
+from pytest_pgdr.report.svg import nice_ceiling
 from pytest_pgdr.report.text import summary_lines
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_pgdr.basics.errors import ConfigError
-from pytest_pgdr.drill.budget import parse_optional_duration
+from pytest_pgdr.basics.units import parse_optional_duration
 
 BACKENDS = ("local", "docker")
 DOCKER_PREFIX = "docker:"

@@ -1,24 +1,32 @@
-"""Fixtures. Override any of them in your conftest.py (same name) to change what drills get."""
+"""Fixtures. Override any of them in your conftest.py (same name) to change what drills get.
+
+Each imports the drill core inside its body, so a run that never requests one (a plain
+``pytest`` in a repository that merely installed pytest-pgdr) never loads it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_pgdr.basics.errors import PgdrError
-from pytest_pgdr.basics.settings import Settings
-from pytest_pgdr.cluster.archive import Archive
-from pytest_pgdr.cluster.node import Node
-from pytest_pgdr.cluster.topology import Topology
-from pytest_pgdr.drill.dataset import Dataset
-from pytest_pgdr.drill.measure import Measurement
-from pytest_pgdr.hosts.install import Installation
-from pytest_pgdr.session import DockerUnavailable, HarnessSession
+from pytest_pgdr.plugin.state import (
+    KEY_MEASURE,
+    KEY_SESSION,
+    KEY_SETTINGS,
+    OPT_IN,
+    failed,
+)
 
-KEY_SETTINGS = pytest.StashKey[Settings]()
-KEY_SESSION = pytest.StashKey["HarnessSession | None"]()
-KEY_MEASURE = pytest.StashKey[Measurement]()
+if TYPE_CHECKING:
+    from pytest_pgdr.cluster.archive import Archive
+    from pytest_pgdr.cluster.node import Node
+    from pytest_pgdr.cluster.topology import Topology
+    from pytest_pgdr.drill.dataset import Dataset
+    from pytest_pgdr.drill.measure import Measurement
+    from pytest_pgdr.hosts.install import Installation
+    from pytest_pgdr.session import HarnessSession
 
 EMPLOYEES = """
 CREATE TABLE employees (
@@ -36,12 +44,15 @@ INSERT INTO employees (full_name, dept, salary) VALUES
 @pytest.fixture(scope="session")
 def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
     """The harness for this pytest process: run directory, OS user, installations."""
+    from pytest_pgdr.basics.errors import PgdrError
+    from pytest_pgdr.session import DockerUnavailable, HarnessSession
+
     config = request.config
     session = config.stash.get(KEY_SESSION, None)
     if session is None:
         settings = config.stash[KEY_SETTINGS]
         if not settings.enabled:
-            pytest.skip("PostgreSQL DR drill: opt in with 'pytest --pgdr'")
+            pytest.skip(OPT_IN)
         try:
             session = HarnessSession(settings)
         except DockerUnavailable as exc:
@@ -55,6 +66,9 @@ def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
 @pytest.fixture(scope="session")
 def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -> Installation:
     """The PostgreSQL installation this drill runs on (drills run once per installation)."""
+    from pytest_pgdr.basics.errors import PgdrError
+    from pytest_pgdr.session import DockerUnavailable
+
     spec = getattr(request, "param", pgdr_session.settings.specs()[0])
     try:
         return pgdr_session.installation(spec)
@@ -75,8 +89,6 @@ def pgdr(
         pytest.skip(f"needs PostgreSQL {needed} or newer; this is {pgdr_install.describe()}")
     topo = pgdr_session.topology(pgdr_install, request.node.name)
     yield topo
-    from pytest_pgdr.plugin import failed
-
     keep = pgdr_session.settings.keep
     if keep == "always" or (keep == "failed" and failed(request.node)):
         topo.close(keep_to=pgdr_session.keep_path(request.node.nodeid))
@@ -87,6 +99,8 @@ def pgdr(
 @pytest.fixture
 def pgdr_measure(request: pytest.FixtureRequest) -> Measurement:
     """Record the drill's recovery time (``declare_disaster()`` then laps) and other figures."""
+    from pytest_pgdr.drill.measure import Measurement
+
     measurement = Measurement()
     request.node.stash[KEY_MEASURE] = measurement
     return measurement
@@ -113,6 +127,8 @@ def pgdr_dataset() -> Dataset:
     Override it in your conftest.py to drill on more data, e.g. ``return Dataset(scale=50)``;
     see :mod:`pytest_pgdr.drill.dataset`.
     """
+    from pytest_pgdr.drill.dataset import Dataset
+
     return Dataset()
 
 

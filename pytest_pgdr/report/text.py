@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_pgdr.drill.budget import format_bytes, format_duration
+from pytest_pgdr.basics.units import format_bytes, format_duration
 from pytest_pgdr.report.data import DrillResult
 
 COLUMNS = (
@@ -118,3 +118,9 @@ def summary_lines(drills: Sequence[DrillResult]) -> list[str]:
         if phases:
             lines.append(phases)
     return lines
+
+
+def drill_names(d: Mapping[str, Any]) -> tuple[str, str]:
+    """(test function, module) of a drill."""
+    module, _, test = str(d.get("name") or d.get("id", "")).rpartition("::")
+    return test, module

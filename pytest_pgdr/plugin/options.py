@@ -1,0 +1,81 @@
+"""Options, ini keys and the header: everything the plugin does before knowing it is wanted.
+
+Imports pytest and the basics only, so registering the plugin costs nothing in runs that never
+turn the drills on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_pgdr.basics.settings import OPTIONS, Settings, resolve
+from pytest_pgdr.basics.units import format_duration
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pgdr", "PostgreSQL disaster-recovery drills (pytest-pgdr)")
+    group.addoption(
+        "--pgdr",
+        action="store_true",
+        default=None,
+        help="run PostgreSQL DR drills (built-in scenarios and tests marked pgdr)",
+    )
+    parser.addini("pgdr_enabled", "run PostgreSQL DR drills (like --pgdr)", default="")
+    for opt in OPTIONS:
+        group.addoption(
+            opt.flag,
+            dest=f"pgdr_{opt.name}",
+            default=None,
+            action="append" if opt.multiple else "store",
+            help=f"{opt.help} (ini {opt.ini}, env {opt.env}; default {opt.default})",
+        )
+        parser.addini(opt.ini, opt.help, default="")
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    """Resolve every option from the command line, the environment and the ini file."""
+    cli = {opt.name: config.getoption(f"pgdr_{opt.name}") for opt in OPTIONS}
+    ini = {opt.name: config.getini(opt.ini) for opt in OPTIONS}
+    enabled: bool | None = True if config.getoption("pgdr") else None
+    if enabled is None and str(config.getini("pgdr_enabled")).strip():
+        enabled = str(config.getini("pgdr_enabled")).strip().lower() in ("1", "true", "on", "yes")
+    return resolve(cli, ini, enabled=enabled)
+
+
+def header_lines(settings: Settings, installs: list[Any]) -> list[str]:
+    src = settings.sources
+    if not settings.enabled:
+        return ["pgdr: drills off (run with --pgdr to enable)"]
+    lines = [
+        f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
+        f" built-in scenarios {settings.scenarios} ({src['scenarios']})"
+    ]
+    for spec, inst in zip(settings.specs(), installs, strict=False):
+        if inst is None:
+            lines.append(f"pgdr: {spec}: Docker is not reachable, its drills will be skipped")
+        else:
+            source = src["image"] if inst.image else src["postgres"]
+            lines.append(f"pgdr: {inst.describe()} [{inst.label}] ({source})")
+    lines.append(
+        f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
+        f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
+        f" ({src['keep']})"
+    )
+    lines.append(
+        f"pgdr: budgets rto {_budget_text(settings.rto)} ({src['rto']}), rpo"
+        f" {_budget_text(settings.rpo)} ({src['rpo']}); a drill's marker wins"
+    )
+    outputs = [
+        f"{name} {getattr(settings, name)} ({src[name]})"
+        for name in ("report", "html", "history")
+        if getattr(settings, name)
+    ]
+    if outputs:
+        lines.append("pgdr: " + ", ".join(outputs))
+    return lines
+
+
+def _budget_text(seconds: float | None) -> str:
+    return "none" if seconds is None else format_duration(seconds)
