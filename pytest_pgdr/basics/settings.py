@@ -6,6 +6,7 @@ values survive), into a frozen :class:`Settings`. Plain Python: the plugin feeds
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -60,16 +61,21 @@ def _bool(name: str, text: str) -> bool:
     try:
         return ON_OFF[text.strip().lower()]
     except KeyError:
-        raise ConfigError(f"Bad value {text!r} for {name}", "valid values: on, off") from None
+        raise ConfigError(
+            f"Bad value {text!r} for {name}", "valid values: on, off (or true/false, yes/no, 1/0)"
+        ) from None
 
 
 def _positive_float(name: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"Bad value {text!r} for {name}", "it must be a number above 0")
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"Bad value {text!r} for {name}",
+            "it must be a finite number above 0, such as 1, 2.5 or 0.5",
+        )
     return value
 
 
@@ -243,8 +249,14 @@ def resolve(
     ini: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     enabled: bool | None = None,
+    ini_enabled: str = "",
 ) -> Settings:
-    """Resolve every option; ``cli``/``ini`` map option names to raw values (None = unset)."""
+    """Resolve every option; ``cli``/``ini`` map option names to raw values (None = unset).
+
+    ``enabled`` is the command line's ``--pgdr`` (None when absent), then ``PGDR_ENABLED``,
+    then ``ini_enabled`` (the ini key ``pgdr_enabled``). A bad value anywhere, an ini value the
+    command line overrides included, is a :class:`ConfigError` listing the valid ones.
+    """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -252,16 +264,29 @@ def resolve(
         raw, source = _pick(opt, cli.get(opt.name), env.get(opt.env), ini.get(opt.name))
         values[opt.name] = opt.parse(opt.flag, raw)
         sources[opt.name] = source
+        if not source.startswith("ini") and _given(ini.get(opt.name)):
+            opt.parse(f"{opt.ini} (ini file)", _text(ini[opt.name]))  # a bad one still errs
+    from_ini = _bool("pgdr_enabled (ini file)", ini_enabled) if ini_enabled.strip() else None
+    if enabled is None and env.get("PGDR_ENABLED", "").strip():
+        enabled = _bool("PGDR_ENABLED", env["PGDR_ENABLED"])
     if enabled is None:
-        enabled = _bool("PGDR_ENABLED", env.get("PGDR_ENABLED", "off"))
+        enabled = bool(from_ini)
     return Settings(enabled=enabled, sources=sources, **values)
 
 
+def _given(value: Any) -> bool:
+    return value is not None and value != "" and value != []
+
+
+def _text(value: Any) -> str:
+    return ",".join(value) if isinstance(value, list | tuple) else str(value)
+
+
 def _pick(opt: Option, cli: Any, env: str | None, ini: Any) -> tuple[str, str]:
-    if cli is not None and cli != []:
-        return (",".join(cli) if isinstance(cli, list | tuple) else str(cli)), "command line"
+    if _given(cli):
+        return _text(cli), "command line"
     if env is not None and env != "":
         return env, f"environment {opt.env}"
-    if ini is not None and ini != "" and ini != []:
-        return (",".join(ini) if isinstance(ini, list | tuple) else str(ini)), f"ini {opt.ini}"
+    if _given(ini):
+        return _text(ini), f"ini {opt.ini}"
     return opt.default, "default"

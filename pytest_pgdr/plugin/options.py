@@ -39,9 +39,7 @@ def settings_of(config: pytest.Config) -> Settings:
     cli = {opt.name: config.getoption(f"pgdr_{opt.name}") for opt in OPTIONS}
     ini = {opt.name: config.getini(opt.ini) for opt in OPTIONS}
     enabled: bool | None = True if config.getoption("pgdr") else None
-    if enabled is None and str(config.getini("pgdr_enabled")).strip():
-        enabled = str(config.getini("pgdr_enabled")).strip().lower() in ("1", "true", "on", "yes")
-    return resolve(cli, ini, enabled=enabled)
+    return resolve(cli, ini, enabled=enabled, ini_enabled=str(config.getini("pgdr_enabled")))
 
 
 def header_lines(settings: Settings, installs: list[Any]) -> list[str]:
