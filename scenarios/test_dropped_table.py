@@ -91,14 +91,7 @@ def assert_drop_lock_held(side: Node) -> None:
 
 def with_table(now: Fingerprint, then: Fingerprint, table: str) -> Fingerprint:
     """``now`` with ``table`` (and what hangs on it) as it was in ``then``."""
-    part = then.only(table)
-    return Fingerprint(
-        tables={**now.tables, **part.tables},
-        sequences={**now.sequences, **part.sequences},
-        constraints={**now.constraints, **part.constraints},
-        indexes={**now.indexes, **part.indexes},
-        large_objects=now.large_objects,
-    )
+    return now.merged(then.only(table))
 
 
 def test_pitr_side_instance_then_restore_table(

@@ -110,8 +110,8 @@ def test_constraint_and_index_differences() -> None:
     del constraints["orders orders_user_id_fkey"]
     indexes = {**shop().indexes, "public.orders_pkey": "CREATE INDEX orders_pkey ON x"}
     assert differences(shop(), shop(constraints=constraints, indexes=indexes)) == [
-        "constraint orders orders_user_id_fkey: None, expected"
-        " 'FOREIGN KEY (user_id) REFERENCES users(id)'",
+        "constraint orders orders_user_id_fkey: missing (expected"
+        " 'FOREIGN KEY (user_id) REFERENCES users(id)')",
         "index public.orders_pkey: 'CREATE INDEX orders_pkey ON x', expected"
         " 'CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id)'",
     ]
@@ -223,3 +223,50 @@ def test_corrupt_index_fails_with_its_name_and_error() -> None:
         "amcheck found corrupt btree indexes in shop on fake:",
         '  public.b_idx: index "public.b_idx" lacks a heap tuple',
     ]
+
+
+def test_columns_and_objects_are_compared() -> None:
+    expected = shop(
+        columns={"public.orders.status": "text not null default 'new'::text"},
+        objects={"trigger audit on orders": "CREATE TRIGGER audit ... enabled=O"},
+    )
+    actual = shop(columns={"public.orders.status": "text not null"}, objects={})
+    assert differences(expected, actual) == [
+        "column public.orders.status: 'text not null', expected \"text not null default"
+        " 'new'::text\"",
+        "trigger audit on orders: missing (expected 'CREATE TRIGGER audit ... enabled=O')",
+    ]
+
+
+def test_across_versions_compares_not_null_through_columns_and_definitions_by_presence() -> None:
+    old = shop(
+        major=15,
+        columns={"public.orders.status": "text not null"},
+        objects={"view public.v": " SELECT 1;", "extension pgcrypto": "1.3 in public"},
+    )
+    new = shop(
+        major=18,
+        constraints={**shop().constraints, "orders orders_status_not_null": "NOT NULL status"},
+        columns={"public.orders.status": "text not null"},
+        objects={"view public.v": "SELECT 1;", "extension pgcrypto": "1.3 in public"},
+    )
+    assert differences(old, new) == []  # different majors: across_versions by default
+    assert len(differences(old, new, across_versions=False)) == 2
+    new.objects["extension pgcrypto"] = "1.4 in public"
+    assert differences(old, new) == [
+        "extension pgcrypto: '1.4 in public', expected '1.3 in public'"
+    ]
+
+
+def test_merged_lays_a_part_over_the_whole() -> None:
+    now = shop(columns={"public.orders.id": "bigint"}, objects={"table public.orders": "a"})
+    then = shop(
+        tables={"public.orders": TablePrint(99, "f" * 32)},
+        columns={"public.orders.id": "integer"},
+        objects={"table public.orders": "b", "trigger t on orders": "x"},
+    )
+    merged = now.merged(then.only("public.orders"))
+    assert merged.tables["public.orders"].rows == 99
+    assert merged.tables["public.employees"].rows == 3
+    assert merged.columns == {"public.orders.id": "integer"}
+    assert merged.objects == {"table public.orders": "b", "trigger t on orders": "x"}
