@@ -3,6 +3,9 @@ traceback, a hang or a silent default (issue 9)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pytest_pgdr.basics.errors import ConfigError
@@ -41,3 +44,71 @@ def test_bad_timeout_scale_is_a_usage_error(pytester: pytest.Pytester, value: st
     result.stderr.fnmatch_lines(
         [f"*Bad value '{value}' for --pgdr-timeout-scale*finite number above 0*"]
     )
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    """A directory this user cannot create anything in (root ignores modes: use /sys)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    return locked
+
+
+@pytest.mark.parametrize("flag", ["--pgdr-basetemp", "--pgdr-cache-dir"])
+def test_unusable_data_and_cache_dirs_are_one_usage_error_at_startup(
+    pytester: pytest.Pytester, tmp_path: Path, flag: str
+) -> None:
+    pytester.makepyfile("def test_primary(pgdr_primary): pass")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = {
+        str(afile): "is not a directory",
+        str(tmp_path / "missing" / "child"): "cannot be created. Its parent * does not exist",
+        str(_unwritable_dir(tmp_path) / "pgdr"): "is not writable*failed*",
+    }
+    for place, why in cases.items():
+        result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", f"{flag}={place}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, place
+        result.stderr.fnmatch_lines([f"*{flag} {place} {why}*"])
+        assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize("flag", ["--pgdr-report", "--pgdr-html"])
+def test_unwritable_report_paths_are_a_usage_error_at_startup(
+    pytester: pytest.Pytester, tmp_path: Path, flag: str
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = {
+        str(tmp_path): "is a directory",
+        str(afile / "run.json"): "cannot be written*is a file*",
+        str(_unwritable_dir(tmp_path) / "run.json"): "cannot be written*failed*",
+    }
+    for place, why in cases.items():
+        result = pytester.runpytest(f"{flag}={place}")  # checked even with the drills off
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, place
+        result.stderr.fnmatch_lines([f"*{flag} {place} {why}*"])
+
+
+def test_a_report_that_still_cannot_be_written_is_one_paragraph_and_the_summary_stays(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "out").mkdir()
+    pytester.makepyfile("""
+import os, shutil
+
+def test_the_report_folder_turns_into_a_file():
+    shutil.rmtree("out")
+    open("out", "w").close()
+""")
+    result = pytester.runpytest("--pgdr-report=out/run.json", "--pgdr-html=out/run.html")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "pgdr: ERROR: the JSON report could not be written to */out/run.json.*--pgdr-report*",
+            "pgdr: ERROR: the HTML report could not be written to */out/run.html.*--pgdr-html*",
+            "*1 passed*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

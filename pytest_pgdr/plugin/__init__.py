@@ -31,7 +31,7 @@ from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by 
     pgdr_seed,
     pgdr_session,
 )
-from pytest_pgdr.plugin.options import add_options, header_lines, settings_of
+from pytest_pgdr.plugin.options import add_options, check_places, header_lines, settings_of
 from pytest_pgdr.plugin.state import (
     DRILL_FIXTURES,
     KEY_INSTALLS,
@@ -77,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         settings = settings_of(config)
+        check_places(config, settings)
         installs: list[Any] = []
         if settings.enabled:
             from pytest_pgdr.session import resolve_installations

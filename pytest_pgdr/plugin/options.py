@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_pgdr.basics.paths import check_dir, check_output_file, output_path
 from pytest_pgdr.basics.settings import OPTIONS, Settings, resolve
 from pytest_pgdr.basics.units import format_duration
 
@@ -40,6 +41,20 @@ def settings_of(config: pytest.Config) -> Settings:
     ini = {opt.name: config.getini(opt.ini) for opt in OPTIONS}
     enabled: bool | None = True if config.getoption("pgdr") else None
     return resolve(cli, ini, enabled=enabled, ini_enabled=str(config.getini("pgdr_enabled")))
+
+
+def check_places(config: pytest.Config, settings: Settings) -> None:
+    """Report files always (they are written even when no drill ran); the data and cache
+    directories when the drills are on. Raises ConfigError for a place that cannot be used."""
+    bases = {"cli": config.invocation_params.dir, "ini": config.rootpath}
+    for name in ("report", "html"):
+        text = getattr(settings, name)
+        if text:
+            flag = f"--pgdr-{name}"
+            check_output_file(flag, output_path(text, settings.sources.get(name, ""), bases))
+    if settings.enabled:
+        check_dir("--pgdr-basetemp", settings.base_dir())
+        check_dir("--pgdr-cache-dir", settings.cache_path())
 
 
 def header_lines(settings: Settings, installs: list[Any]) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_pgdr.basics.paths import output_path
 from pytest_pgdr.report.data import (
     DrillResult,
     build,
@@ -21,14 +22,6 @@ from pytest_pgdr.report.data import (
     write,
 )
 from pytest_pgdr.report.html import render
-
-
-def report_path(text: str, source: str, bases: Mapping[str, Path]) -> Path:
-    """Relative paths from an ini file are relative to the rootdir, others to the cwd."""
-    path = Path(text)
-    if path.is_absolute():
-        return path
-    return bases["ini" if source.startswith("ini") else "cli"] / path
 
 
 def write_reports(
@@ -56,26 +49,41 @@ def write_reports(
     report = build(drills, env, started, now(), exit_status, args)
     notes = []
     if settings.report:
-        path = write(
-            report_path(settings.report, settings.sources.get("report", ""), bases), report
-        )
-        notes.append(f"JSON report written to {path}")
+        path = output_path(settings.report, settings.sources.get("report", ""), bases)
+        try:
+            notes.append(f"JSON report written to {write(path, report)}")
+        except OSError as exc:
+            notes.append(_failed("JSON", "--pgdr-report", path, exc))
     if settings.html:
-        notes += _write_html(settings, report, bases)
+        path = output_path(settings.html, settings.sources.get("html", ""), bases)
+        try:
+            notes += _write_html(settings, report, bases, path)
+        except OSError as exc:
+            notes.append(_failed("HTML", "--pgdr-html", path, exc))
     return notes
+
+
+def _failed(kind: str, flag: str, path: Path, exc: OSError) -> str:
+    """One paragraph: what, why, what to do (the summary above still has every result)."""
+    return (
+        f"ERROR: the {kind} report could not be written to {path}."
+        f" {exc.strerror or exc} ({type(exc).__name__})."
+        f" The drills' results are in the summary above; give {flag} a path this user can"
+        " write to and run again."
+    )
 
 
 def _write_html(
     settings: Any,
     report: Mapping[str, Any],
     bases: Mapping[str, Path],
+    path: Path,
 ) -> list[str]:
     notes: list[str] = []
     history: list[dict[str, Any]] = []
     if settings.history:
-        folder = report_path(settings.history, settings.sources.get("history", ""), bases)
+        folder = output_path(settings.history, settings.sources.get("history", ""), bases)
         history = load_history(folder, warn=notes.append)
-    path = report_path(settings.html, settings.sources.get("html", ""), bases)
     path.parent.mkdir(parents=True, exist_ok=True)
     runs = with_current(history, report)
     path.write_text(render(report, runs))
