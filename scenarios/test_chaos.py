@@ -90,7 +90,7 @@ def test_partitioned_replica_catches_up_with_every_acknowledged_row(
         with faults.partition(replica):
             cut_at = writer.mark_fault()
             stalled = wait_replay_stalls(standby, writer, quiet_acks=RATE // 2)
-            writer.wait_for_acks(RATE // 2, after=writer.clock())  # the primary writes on
+            writer.wait_for_acks(RATE // 2, since=writer.clock())  # the primary writes on
             seen = probe_ids(standby, writer.table)
             acked_so_far = [a.id for a in writer.acks]
             lag_bytes = primary.lsn() - stalled
