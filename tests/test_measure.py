@@ -251,6 +251,31 @@ def test_history_skips_foreign_files_and_counts_this_run_once(tmp_path: Path) ->
     assert len(runs) == 1 and len(notes) == 2
 
 
+def test_history_of_the_right_version_but_wrong_shape_is_skipped_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    started = datetime(2026, 1, 2, tzinfo=UTC)
+    good = build([drill("t.py::t")], {}, started, started, 0)
+    (tmp_path / "a_good.json").write_text(json.dumps(good))
+    bad = {
+        "no_run": {"schema_version": 1, "drills": []},
+        "drills_text": dict(good, drills="oops"),
+        "drill_list": dict(good, drills=[["t.py::t"]]),
+        "rto_text": dict(good, drills=[dict(good["drills"][0], rto="2 s")]),
+        "budget_text": dict(good, drills=[dict(good["drills"][0], budget={"rto_s": "30s"})]),
+        "verdict_list": dict(good, drills=[dict(good["drills"][0], verdict=["over"])]),
+    }
+    for name, report in bad.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    notes: list[str] = []
+    history = load_history(tmp_path, warn=notes.append)
+    assert len(history) == 1 and len(notes) == len(bad)
+    for name, note in zip(sorted(bad), notes, strict=True):
+        assert f"{tmp_path / name}.json: schema version 1 but" in note, note
+    current = build([drill("t.py::t")], {}, started, datetime(2026, 1, 3, tzinfo=UTC), 0)
+    assert "Trends over 2 runs" in render(current, with_current(history, current))
+
+
 def test_html_is_self_contained_with_timeline_and_trends() -> None:
     runs = []
     for day, total in enumerate((2.1, 2.4, 3.9), start=1):

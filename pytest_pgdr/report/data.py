@@ -188,24 +188,82 @@ def write(path: Path, report: Mapping[str, Any]) -> Path:
 
 
 def load_history(folder: Path, warn: Any = None) -> list[dict[str, Any]]:
-    """Earlier reports in ``folder`` (any ``*.json`` with a known schema), oldest first."""
+    """Earlier reports in ``folder`` (any ``*.json`` with a known schema), oldest first.
+
+    A file that is not JSON, of another schema version or of the right version but the wrong
+    shape is skipped with a warning naming it; it never breaks the HTML report.
+    """
     runs = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             report = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             if warn:
-                warn(f"pgdr: skipping history file {path}: {exc}")
+                warn(f"skipping history file {path}: {exc}")
             continue
-        if isinstance(report, dict) and report.get("schema_version") == SCHEMA_VERSION:
-            runs.append(report)
-        elif warn:
-            warn(
-                f"pgdr: skipping history file {path}: not a pytest-pgdr report of schema"
-                f" version {SCHEMA_VERSION}"
-            )
-    runs.sort(key=lambda r: str(r.get("run", {}).get("started", "")))
+        if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
+            if warn:
+                warn(
+                    f"skipping history file {path}: not a pytest-pgdr report of schema"
+                    f" version {SCHEMA_VERSION}"
+                )
+            continue
+        problem = shape_problem(report)
+        if problem is not None:
+            if warn:
+                warn(f"skipping history file {path}: schema version {SCHEMA_VERSION} but {problem}")
+            continue
+        runs.append(report)
+    runs.sort(key=lambda r: str(r["run"]["started"]))
     return runs
+
+
+NUMBER = (int, float)
+
+
+def shape_problem(report: Mapping[str, Any]) -> str | None:
+    """What is wrong with the parts of a report the trends read, or None."""
+    run = report.get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("started"), str):
+        return "'run.started' is not a text"
+    drills = report.get("drills")
+    if not isinstance(drills, list):
+        return "'drills' is not a list"
+    for n, drill in enumerate(drills):
+        where = f"drills[{n}]"
+        if not isinstance(drill, dict) or not isinstance(drill.get("id"), str):
+            return f"{where} has no text 'id'"
+        problem = _drill_problem(drill)
+        if problem is not None:
+            return f"{where}.{problem}"
+    return None
+
+
+def _drill_problem(drill: Mapping[str, Any]) -> str | None:
+    for key in ("name", "outcome", "postgres"):
+        if drill.get(key) is not None and not isinstance(drill[key], str):
+            return f"{key} is not a text"
+    checks = {
+        "rto": ("total_s",),
+        "rpo": ("window_s",),
+        "budget": ("rto_s", "rpo_s"),
+    }
+    for part, numbers in checks.items():
+        value = drill.get(part)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"{part} is not an object"
+        for key in numbers:
+            number = value.get(key)
+            if number is not None and (isinstance(number, bool) or not isinstance(number, NUMBER)):
+                return f"{part}.{key} is not a number"
+    verdict = drill.get("verdict")
+    if verdict is not None and not (
+        isinstance(verdict, dict) and isinstance(verdict.get("status", ""), str)
+    ):
+        return "verdict has no text 'status'"
+    return None
 
 
 def with_current(history: list[dict[str, Any]], current: Mapping[str, Any]) -> list[dict[str, Any]]:
