@@ -176,3 +176,30 @@ def test_replica_streams_and_promotes(pgdr, pgdr_primary, pgdr_replica):
     assert pgdr_replica.timeline() == 2
     pgdr_replica.query("INSERT INTO employees (full_name, dept, salary) VALUES ('M', 'IT', 5)")
     assert pgdr_replica.scalar("SELECT count(*) FROM employees") == 5
+
+
+def test_a_refused_start_keeps_postgres_detail_and_hint(pgdr):
+    primary = pgdr.primary(archive=False)
+    with pytest.raises(ServerStartError) as info:
+        pgdr.replica(primary, settings={"max_connections": 10})
+    text = str(info.value)
+    assert "recovery aborted because of insufficient parameter settings" in text
+    assert "DETAIL:  max_connections = 10 is a lower setting than on the primary" in text
+    assert "HINT:  You can restart the server after making the necessary" in text
+
+
+def test_template_time_zone_does_not_depend_on_who_built_the_cache(
+    tmp_path, monkeypatch, pgdr_install
+):
+    from pytest_pgdr import HarnessSession, Settings
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    session = HarnessSession(Settings(enabled=True, cache_dir=str(tmp_path / "cache")))
+    topo = session.topology(pgdr_install, "tz")
+    try:
+        node = topo.primary(archive=False)
+        assert node.scalar("SHOW timezone") == "UTC"
+        assert node.scalar("SHOW lc_messages") == "C"
+    finally:
+        topo.close()
+        session.close()

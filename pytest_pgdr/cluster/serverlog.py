@@ -9,8 +9,11 @@ from pathlib import Path
 IMPORTANT = re.compile(
     r"(FATAL|PANIC|ERROR|recovery stopping|consistent recovery state|pausing at the end"
     r"|shutdown at recovery target|selected new timeline|archive recovery complete"
-    r"|redo done|database system is ready|could not|invalid|multiple recovery targets)"
+    r"|redo done|database system is ready|could not|invalid|multiple recovery targets"
+    r"|syntax error|contains errors|unrecognized configuration parameter)"
 )
+# lines that explain the line before them: always shown with it
+FOLLOWER = re.compile(r"\b(DETAIL|HINT|CONTEXT|STATEMENT):  ")
 
 
 @dataclass
@@ -47,5 +50,22 @@ class ServerLog:
 
     def important(self, offset: int = 0, count: int = 15) -> list[str]:
         """The lines worth showing in an error: failures and recovery milestones."""
-        picked = [line for line in self.lines(offset) if IMPORTANT.search(line)]
-        return picked[-count:] or self.tail(count, offset)
+        picked: list[str] = []
+        follows = False
+        for line in self.lines(offset):
+            if IMPORTANT.search(line) and not FOLLOWER.search(line):
+                picked.append(line)
+                follows = True
+            elif follows and FOLLOWER.search(line):
+                picked.append(line)
+            else:
+                follows = False
+        return _last(picked, count) or self.tail(count, offset)
+
+
+def _last(lines: list[str], count: int) -> list[str]:
+    """The last ``count`` lines, not starting in the middle of a message's DETAIL/HINT."""
+    start = max(0, len(lines) - count)
+    while 0 < start < len(lines) and FOLLOWER.search(lines[start]):
+        start -= 1
+    return lines[start:]

@@ -19,8 +19,12 @@ from pytest_pgdr.basics.errors import ServerStartError
 from pytest_pgdr.hosts.install import Installation
 from pytest_pgdr.hosts.osuser import OsUser
 
-TEMPLATE_FORMAT = 3  # bump when the template's contents change
+TEMPLATE_FORMAT = 4  # bump when the template's contents change
 SUPERUSER = "postgres"
+# initdb writes the time zone and locale it runs under into postgresql.conf: fixed here, so a
+# cached template never depends on the environment of whoever built the cache (a team's own
+# time zone is a server setting that every node gets)
+INITDB_ENV = {"LC_ALL": "C", "TZ": "UTC"}
 
 HBA = """\
 # pytest-pgdr: the socket directory is private (0700, server user only), TCP needs a password.
@@ -120,7 +124,7 @@ def _run_initdb(
 ) -> None:
     argv = initdb_args(inst, datadir)
     if runner is not None:
-        proc = runner.run(argv, {"LC_ALL": "C"}, timeout=300)
+        proc = runner.run(argv, INITDB_ENV, timeout=300)
     else:
         proc = subprocess.run(
             argv,
@@ -128,7 +132,7 @@ def _run_initdb(
             text=True,
             check=False,
             cwd="/",
-            env={**os.environ, "LC_ALL": "C"},
+            env={**os.environ, **INITDB_ENV},
             **user.popen_kwargs(),
         )
     if proc.returncode != 0:
