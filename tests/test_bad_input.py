@@ -112,3 +112,52 @@ def test_the_report_folder_turns_into_a_file():
         ]
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_bad_marker_arguments_fail_the_drill_naming_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_markers="""
+import pytest
+
+@pytest.mark.pgdr(min_version="eighteen")
+def test_words(pgdr):
+    raise AssertionError("the drill must not run")
+
+@pytest.mark.pgdr(phases="x")
+def test_phases_text(pgdr_measure):
+    raise AssertionError("the drill must not run")
+
+@pytest.mark.pgdr(phases={"promote": "quick"})
+def test_phase_limit(pgdr_measure):
+    raise AssertionError("the drill must not run")
+
+@pytest.mark.pgdr(17)
+def test_positional(pgdr):
+    raise AssertionError("the drill must not run")
+
+@pytest.mark.pgdr(min_versoin=17)
+def test_typo(pgdr):
+    raise AssertionError("the drill must not run")
+
+@pytest.mark.pgdr(min_version="17")
+def test_fine():
+    pass
+"""
+    )
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none")
+    result.assert_outcomes(errors=5, passed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*the pgdr marker of test_markers.py::test_words[[]*[]] is wrong:"
+            " min_version='eighteen' is not a PostgreSQL major version*Write it like"
+            " @pytest.mark.pgdr(*",
+            "*of test_markers.py::test_phases_text is wrong: phases='x' is not a mapping*",
+            "*of test_markers.py::test_phase_limit is wrong: Bad value 'quick' for"
+            " phases[[]'promote'[]]*",
+            "*of test_markers.py::test_positional[[]*[]] is wrong: it takes keywords only, not 17*",
+            "*of test_markers.py::test_typo[[]*[]] is wrong: unknown keyword min_versoin"
+            " (valid: min_version, rto, rpo, phases)*",
+        ]
+    )
+    output = result.stdout.str()
+    assert "the drill must not run" not in output and "Traceback" not in output

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_pgdr.basics.errors import ConfigError
 from pytest_pgdr.basics.units import format_bytes, format_duration, parse_duration
 
 PASS, OVER, UNMEASURED, NO_BUDGET = "pass", "over", "unmeasured", "no budget"
@@ -48,9 +49,15 @@ class Budget:
                 sources[key] = "marker"
             else:
                 values[key], sources[key] = defaults.get(key, (None, "default"))
+        given = marker.get("phases") or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(
+                f"Bad value {given!r} for pgdr marker phases=",
+                "give a mapping of phase name to duration, e.g. {'promote': '2s'}",
+            )
         phases = {
             str(name): parse_duration(limit, f"pgdr marker phases[{name!r}]")
-            for name, limit in dict(marker.get("phases") or {}).items()
+            for name, limit in given.items()
         }
         return cls(values["rto"], values["rpo"], phases, sources)
 

@@ -31,6 +31,7 @@ from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by 
     pgdr_seed,
     pgdr_session,
 )
+from pytest_pgdr.plugin.markers import marker_error, marker_problem
 from pytest_pgdr.plugin.options import add_options, check_places, header_lines, settings_of
 from pytest_pgdr.plugin.state import (
     DRILL_FIXTURES,
@@ -177,6 +178,17 @@ def _budget(item: pytest.Item) -> Budget:
         pytest.fail(
             f"pytest-pgdr: bad budget in the pgdr marker of {item.name}: {exc}", pytrace=False
         )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A bad pgdr marker fails the drill before any fixture runs, naming the drill."""
+    if not item.config.stash[KEY_SETTINGS].enabled:
+        return  # the drill is skipped anyway
+    for marker in item.iter_markers("pgdr"):
+        problem = marker_problem(marker.args, marker.kwargs)
+        if problem is not None:
+            pytest.fail(marker_error(item.nodeid, problem), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

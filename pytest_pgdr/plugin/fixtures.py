@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_pgdr.plugin.markers import major_version
 from pytest_pgdr.plugin.state import (
     KEY_MEASURE,
     KEY_SESSION,
@@ -84,8 +85,8 @@ def pgdr(
 ) -> Iterator[Topology]:
     """This test's topology factory: ``pgdr.primary()``, ``.replica(p)``, ``.restore(b, t)``."""
     marker = request.node.get_closest_marker("pgdr")
-    needed = marker.kwargs.get("min_version") if marker else None
-    if needed and pgdr_install.major < int(needed):
+    needed = major_version(marker.kwargs.get("min_version")) if marker else None
+    if needed and pgdr_install.major < needed:
         pytest.skip(f"needs PostgreSQL {needed} or newer; this is {pgdr_install.describe()}")
     topo = pgdr_session.topology(pgdr_install, request.node.name)
     yield topo
