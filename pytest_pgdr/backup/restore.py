@@ -1,0 +1,116 @@
+"""The restore every tool shares: a node, the tool's files, start, recovery to the target.
+
+The tool lays the data directory down with its own restore command (recovery settings and
+restore_command included); what follows is the topology's: start the server and watch it
+reach the target, failing fast with PostgreSQL's own messages. A restore "to the end of the
+archive" is also checked to have replayed every segment the tool holds, since a gap in the
+repository otherwise ends recovery early, silently, with partial data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from pytest_pgdr.backup.base import BackupToolError, RepoInfo, ToolBackup
+from pytest_pgdr.basics.errors import RecoveryError
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.cluster.recovery import RecoveryTarget
+
+if TYPE_CHECKING:
+    from pytest_pgdr.basics.clock import Stopwatch
+    from pytest_pgdr.cluster.node import Node
+    from pytest_pgdr.cluster.topology import Topology
+
+STALE = ("postmaster.pid", "postmaster.opts", "standby.signal")
+LaysFiles = Callable[[ToolBackup | None, RecoveryTarget, "Node", bool], None]
+
+
+def blank_node(topology: Topology, name: str | None) -> Node:
+    """A new node of ``topology`` with an empty data directory (0700, server user)."""
+    node = topology._new_node(topology._name("restore", name))  # TRANSITIONAL: new_node()
+    topology.host.make_dir(node.datadir)
+    return node
+
+
+def choose(info: RepoInfo, backup: ToolBackup | None) -> ToolBackup:
+    """``backup``, or the newest one the tool reports."""
+    if backup is not None:
+        return backup
+    newest = info.newest()
+    if newest is None:
+        raise BackupToolError(
+            f"{info.tool} has no backup to restore",
+            "its repository lists none",
+            "Take a backup first (tool.backup(node))",
+        )
+    return newest
+
+
+def restore_through(
+    tool_name: str,
+    topology: Topology,
+    info: Callable[[], RepoInfo],
+    lay_files: LaysFiles,
+    wal_settings: Callable[[Node], dict[str, object]],
+    backup: ToolBackup | None = None,
+    target: RecoveryTarget | None = None,
+    name: str | None = None,
+    settings: Mapping[str, object] | None = None,
+    stopwatch: Stopwatch | None = None,
+    delta: Node | None = None,
+    wait: bool = True,
+) -> Node:
+    """Restore through a tool; laps ``fetch``, ``restore files``, ``replay WAL``, ``promote``."""
+    target = target or RecoveryTarget.latest()
+    repo = info()
+    chosen = choose(repo, backup)
+    if stopwatch is not None:
+        stopwatch.lap("fetch")
+    node = _target_node(tool_name, topology, name, delta)
+    lay_files(chosen, target, node, delta is not None)
+    for stale in STALE:
+        (node.datadir / stale).unlink(missing_ok=True)
+    if stopwatch is not None:
+        stopwatch.lap("restore files")
+    node.conf.update(wal_settings(node))
+    node.conf.update(settings or {})
+    offset = node.log.offset()
+    node.start(wait=False)
+    if wait:
+        topology.wait_recovery(node, target, offset, stopwatch)
+        if target.kind == "latest":
+            # TRANSITIONAL: a public check_archive_replayed(node, segments) on the topology
+            topology._check_whole_archive_replayed(node, list(repo.wal), offset)
+    return node
+
+
+def _target_node(tool_name: str, topology: Topology, name: str | None, delta: Node | None) -> Node:
+    if delta is None:
+        return blank_node(topology, name)
+    if delta.is_running():
+        raise RecoveryError(
+            f"A {tool_name} delta restore into {delta.name} needs the server stopped",
+            "a tool must never overwrite the files of a running server",
+            f"Call {delta.name}.stop() first",
+        )
+    return delta
+
+
+def wait_archived(node: Node, timeout: float | None = None) -> str:
+    """Switch WAL and wait until the server's archive_command succeeded for every segment
+    written so far (the tool then holds it). Returns the last segment's name."""
+    segment = node.walfile_name(node.lsn("insert"))
+    node.switch_wal()
+
+    def archived() -> bool:
+        row = node.query("SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver")[0]
+        return bool(row[0]) and str(row[0])[:24] >= segment
+
+    poll(
+        archived,
+        f"{node.name} to archive WAL segment {segment} through its archive_command",
+        timeout,
+        lambda: node.log.tail(20),
+    )
+    return segment
