@@ -4,7 +4,9 @@ traceback, a hang or a silent default (issue 9)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +163,28 @@ def test_fine():
     )
     output = result.stdout.str()
     assert "the drill must not run" not in output and "Traceback" not in output
+
+
+def test_a_postgres_that_hangs_is_a_usage_error_after_a_bounded_wait(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for program in ("postgres", "initdb", "pg_ctl", "pg_controldata"):
+        script = bindir / program
+        script.write_text("#!/bin/sh\nexec sleep 3600\n" if program == "postgres" else "")
+        script.chmod(0o755)
+    real_run = subprocess.run
+
+    def quick(*args: Any, **kwargs: Any) -> Any:  # the probe's own deadline, shortened
+        if kwargs.get("timeout") is not None:
+            kwargs["timeout"] = min(kwargs["timeout"], 1)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", quick)
+    result = pytester.runpytest("--pgdr", f"--pgdr-postgres={bindir}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*pytest-pgdr: {bindir}/postgres --version did not answer within 1 s*--pgdr-postgres*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +88,8 @@ def pytest_configure(config: pytest.Config) -> None:
             installs = list(resolve_installations(settings))
     except PgdrError as exc:
         raise pytest.UsageError(f"pytest-pgdr: {exc}") from None
+    except subprocess.TimeoutExpired as exc:  # a program probed at startup hangs
+        raise pytest.UsageError(hung_program(exc)) from None
     config.stash[KEY_SETTINGS] = settings
     config.stash[KEY_SESSION] = None
     config.stash[KEY_INSTALLS] = installs
@@ -95,6 +99,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(collector, "pgdr-run-collector")
     if settings.enabled and settings.scenarios != "none":
         _add_scenarios(config, settings.scenarios)
+
+
+def hung_program(exc: subprocess.TimeoutExpired) -> str:
+    """One paragraph for a program that did not answer while the installations were probed."""
+    cmd = exc.cmd if isinstance(exc.cmd, str) else shlex.join(str(c) for c in exc.cmd)
+    return (
+        f"pytest-pgdr: {cmd} did not answer within {exc.timeout:g} s and was stopped. A"
+        " PostgreSQL program asked for its version should print it at once, so this is not"
+        " a usable installation. Check the installation given with --pgdr-postgres (or"
+        " pgdr_postgres / PGDR_POSTGRES), or choose another one."
+    )
 
 
 def _add_scenarios(config: pytest.Config, mode: str) -> None:
