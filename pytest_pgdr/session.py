@@ -16,10 +16,13 @@ from pytest_pgdr.basics.errors import ConfigError, PgdrError
 from pytest_pgdr.basics.settings import DOCKER_PREFIX, Settings
 from pytest_pgdr.basics.wait import set_timeout_scale
 from pytest_pgdr.cluster.topology import Topology
+from pytest_pgdr.hosts.base import Host
 from pytest_pgdr.hosts.install import Installation, find_installation, stage_for
 from pytest_pgdr.hosts.local import LocalHost
 from pytest_pgdr.hosts.osuser import OsUser, resolve_os_user
-from pytest_pgdr.hosts.runtime import RunDir, sweep_orphans
+from pytest_pgdr.hosts.rundir import RunDir
+from pytest_pgdr.hosts.sweep import sweep_orphans
+from pytest_pgdr.hosts.watchdog import start_watchdog
 
 
 def private_dir(path: Path) -> Path:
@@ -67,7 +70,7 @@ class HarnessSession:
         self.cache = private_dir(settings.cache_path())
         self.swept = sweep_orphans(self.base)
         self.run = RunDir(self.base)
-        self.run.start_watchdog()
+        start_watchdog(self.run)
         self.host = LocalHost(self.user, self.run)
         self._installs: dict[str, Installation] = {}
         self._count = 0
@@ -106,7 +109,7 @@ class HarnessSession:
         self._count += 1
         slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:20] or "t"
         root = self.run.path / f"{self._count}_{slug}"
-        host = self.host
+        host: Host = self.host
         if inst.image:
             from pytest_pgdr.hosts.docker import DockerHost, image_user
 

@@ -405,9 +405,17 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
-def test_local_freeze_always_resumes() -> None:
+def _local_host(tmp_path: Path) -> Any:
+    from pytest_pgdr.hosts.local import LocalHost
+    from pytest_pgdr.hosts.osuser import resolve_os_user
+
+    return LocalHost(resolve_os_user("auto"), RunDir(tmp_path))
+
+
+def test_local_freeze_always_resumes(tmp_path: Path) -> None:
     proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    node = _stand_in(name="local", host=_stand_in(kind="local"), proc=proc)
+    local = _local_host(tmp_path)
+    node = _stand_in(name="local", host=local, proc=proc)
     try:
         with pytest.raises(RuntimeError), faults.freeze(node):
             poll(lambda: _state(proc.pid) == "T", "sleep to stop", 5)
@@ -416,14 +424,19 @@ def test_local_freeze_always_resumes() -> None:
     finally:
         proc.kill()
         proc.wait()
+        local.run_dir.close()
 
 
-def test_local_partition_and_disk_full_are_skips() -> None:
-    node = _stand_in(name="local", host=_stand_in(kind="local"), proc=None)
-    for fault in (faults.partition(node), faults.disk_full(node)):
-        with pytest.raises(faults.FaultUnsupported) as info:
-            fault.start()
-        assert isinstance(info.value, VersionSkip) and not fault.active
+def test_local_partition_and_disk_full_are_skips(tmp_path: Path) -> None:
+    local = _local_host(tmp_path)
+    node = _stand_in(name="local", host=local, proc=None)
+    try:
+        for fault in (faults.partition(node), faults.disk_full(node)):
+            with pytest.raises(faults.FaultUnsupported) as info:
+                fault.start()
+            assert isinstance(info.value, VersionSkip) and not fault.active
+    finally:
+        local.run_dir.close()
 
 
 def test_archive_failure_refuses_then_restores(tmp_path: Path) -> None:

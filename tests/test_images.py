@@ -263,7 +263,7 @@ def test_cli_error_exits_2_without_traceback(
     def boom(*args: object, **kwargs: object) -> dict[str, str]:
         raise ImageBuildError("what failed: why. What to do.")
 
-    monkeypatch.setattr(images, "ensure_images", boom)
+    monkeypatch.setattr(images.cli, "ensure_images", boom)
     assert images.main(["build", "--only", "pg15"]) == 2
     err = capsys.readouterr().err
     assert "what failed: why. What to do." in err
@@ -271,7 +271,7 @@ def test_cli_error_exits_2_without_traceback(
 
 
 def test_import_prints_nothing() -> None:
-    root = Path(images.__file__).resolve().parent.parent
+    root = Path(images.__file__).resolve().parents[3]
     proc = subprocess.run(
         [sys.executable, "-c", "import pytest_pgdr.hosts.images"],
         capture_output=True,

@@ -7,8 +7,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_pgdr.hosts.local import LocalHost
+if TYPE_CHECKING:
+    from pytest_pgdr.hosts.base import Host
 
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 HISTORY = re.compile(r"^[0-9A-F]{8}\.history$")
@@ -45,7 +47,7 @@ class Backup:
 class Archive:
     """A directory with ``wal/`` (archived segments, history files) and ``backups/``."""
 
-    def __init__(self, root: Path, host: LocalHost) -> None:
+    def __init__(self, root: Path, host: Host) -> None:
         self.root = root
         self.host = host
         self.wal = root / "wal"

@@ -18,10 +18,10 @@ from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT, poll, timeout_scale
 from pytest_pgdr.cluster.lsn import Lsn
 from pytest_pgdr.cluster.serverlog import ServerLog
 from pytest_pgdr.hosts.install import Installation
-from pytest_pgdr.hosts.local import LocalHost
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.credentials import Credentials
+    from pytest_pgdr.hosts.base import Host, ServerProcess
 
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 LSN_SQL = {
@@ -49,7 +49,7 @@ class Node:
         self,
         name: str,
         inst: Installation,
-        host: LocalHost,
+        host: Host,
         root: Path,
         port: int,
         credentials: Credentials,
@@ -64,7 +64,7 @@ class Node:
         self.credentials = credentials
         self.log = ServerLog(root / "postgres.log")
         self.conf: dict[str, object] = {}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: ServerProcess | None = None
         self._conns: dict[str, psycopg.Connection[Any]] = {}
 
     def __repr__(self) -> str:
@@ -197,7 +197,9 @@ class Node:
         assert self.proc is not None
         proc = self.proc
         poll(lambda: proc.poll() is not None, what, timeout, self.log.tail)
-        return int(proc.returncode)
+        code = proc.poll()
+        assert code is not None
+        return code
 
     # connections and queries ------------------------------------------------------------
     def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:

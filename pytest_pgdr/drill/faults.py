@@ -19,13 +19,23 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pytest_pgdr.basics.errors import ConfigError, PgdrError, VersionSkip
-from pytest_pgdr.hosts.runtime import child_pids
+from pytest_pgdr.basics.errors import ConfigError, PgdrError
+from pytest_pgdr.cluster.topology import CLOSE_HOOKS
+from pytest_pgdr.hosts.base import (
+    FREEZE,
+    PARTITION,
+    WAL_LIMIT,
+    FaultUnsupported,
+    ServerProcess,
+    no_disk_full,
+    no_freeze,
+    no_partition,
+    no_wal_limit,
+)
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
@@ -44,10 +54,6 @@ __all__ = [
 ]
 
 _ACTIVE: list[Fault] = []
-
-
-class FaultUnsupported(VersionSkip):
-    """The fault cannot be injected on this backend (reported as a skip, like VersionSkip)."""
 
 
 class Fault:
@@ -108,11 +114,11 @@ def heal_all() -> int:
     return healed
 
 
-def _backend(node: Node) -> str:
-    return str(getattr(node.host, "kind", "local"))
+if heal_all not in CLOSE_HOOKS:
+    CLOSE_HOOKS.append(heal_all)  # a frozen or cut-off server cannot stop
 
 
-def _running_proc(node: Node, what: str) -> Any:
+def _running_proc(node: Node, what: str) -> ServerProcess:
     if node.proc is None or node.proc.poll() is not None:
         raise PgdrError(
             f"Cannot {what} {node.name}: it is not running",
@@ -151,28 +157,20 @@ class freeze(Fault):  # noqa: N801
         super().__init__()
         self.node = node
         self.what = f"freeze of {node.name}"
-        self._proc: Any = None
-        self._groups: list[int] = []
+        self._proc: ServerProcess | None = None
+
+    def check(self) -> freeze:
+        if FREEZE not in self.node.host.capabilities:
+            raise no_freeze(self.node.name)
+        return self
 
     def _inject(self) -> None:
         self._proc = _running_proc(self.node, "freeze")
-        if _backend(self.node) == "docker":
-            self.node.host.freeze(self._proc)  # type: ignore[attr-defined]
-            return
-        os.killpg(self._proc.pid, signal.SIGSTOP)  # first: a stopped postmaster forks no more
-        self._groups = [self._proc.pid]
-        for child in child_pids(self._proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child, signal.SIGSTOP)
-                self._groups.append(child)
+        self.node.host.freeze(self._proc)
 
     def _heal(self) -> None:
-        if _backend(self.node) == "docker":
-            self.node.host.thaw(self._proc)  # type: ignore[attr-defined]
-            return
-        for group in reversed(self._groups or [self._proc.pid]):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGCONT)
+        if self._proc is not None:
+            self.node.host.thaw(self._proc)
 
 
 class partition(Fault):  # noqa: N801
@@ -182,24 +180,20 @@ class partition(Fault):  # noqa: N801
         super().__init__()
         self.node = node
         self.what = f"network partition of {node.name}"
-        self._proc: Any = None
+        self._proc: ServerProcess | None = None
 
     def check(self) -> partition:
-        if _backend(self.node) != "docker":
-            raise FaultUnsupported(
-                "Network partitions are not supported on the local backend",
-                "local servers share this machine's loopback; there is no network to cut",
-                "Run this drill on the Docker backend",
-            )
+        if PARTITION not in self.node.host.capabilities:
+            raise no_partition()
         return self
 
     def _inject(self) -> None:
         self._proc = _running_proc(self.node, "partition")
-        self.node.host.disconnect(self._proc)  # type: ignore[attr-defined]
+        self.node.host.disconnect(self._proc)
 
     def _heal(self) -> None:
-        if self._proc.poll() is None:
-            self.node.host.reconnect(self._proc)  # type: ignore[attr-defined]
+        if self._proc is not None and self._proc.poll() is None:
+            self.node.host.reconnect(self._proc)
 
 
 class archive_failure(Fault):  # noqa: N801
@@ -227,23 +221,12 @@ class archive_failure(Fault):  # noqa: N801
         os.rename(self.aside, self.wal)
 
 
-LOCAL_DISK_WHY = (
-    "a size-limited file system for one node's pg_wal needs the Docker backend"
-    " (a tmpfs volume); filling the data directory's file system here would fill"
-    " this machine's disk for every other process too"
-)
-
-
 def limit_wal(node: Node, size: str) -> None:
     """Give ``node`` (not yet started) a ``pg_wal`` on a file system of ``size`` (``96m``), so
     that :class:`disk_full` can fill it. Docker backend only: :class:`FaultUnsupported` here."""
-    if _backend(node) != "docker":
-        raise FaultUnsupported(
-            f"A size-limited pg_wal for {node.name} is not supported on the local backend",
-            LOCAL_DISK_WHY,
-            "Run this drill on the Docker backend",
-        )
-    node.host.limit_wal(node.name, node.datadir, size)  # type: ignore[attr-defined]
+    if WAL_LIMIT not in node.host.capabilities:
+        raise no_wal_limit(node.name)
+    node.host.limit_wal(node.name, node.datadir, size)
 
 
 class disk_full(Fault):  # noqa: N801
@@ -263,13 +246,8 @@ class disk_full(Fault):  # noqa: N801
         self.filler_bytes = 0
 
     def check(self) -> disk_full:
-        if _backend(self.node) != "docker":
-            raise FaultUnsupported(
-                f"Injecting a full disk into {self.node.name} is not"
-                " supported on the local backend",
-                LOCAL_DISK_WHY,
-                "Run this drill on the Docker backend",
-            )
+        if WAL_LIMIT not in self.node.host.capabilities:
+            raise no_disk_full(self.node.name)
         if self.path != "pg_wal":
             raise ConfigError(
                 f"Cannot fill {self.path} of {self.node.name}",
@@ -278,7 +256,7 @@ class disk_full(Fault):  # noqa: N801
         return self
 
     def _inject(self) -> None:
-        self.filler_bytes = self.node.host.fill_wal(self.node.name)  # type: ignore[attr-defined]
+        self.filler_bytes = self.node.host.fill_wal(self.node.name)
 
     def _heal(self) -> None:
-        self.node.host.relieve_wal(self.node.name)  # type: ignore[attr-defined]
+        self.node.host.relieve_wal(self.node.name)

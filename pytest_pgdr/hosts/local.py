@@ -2,7 +2,7 @@
 
 A node never branches on where it runs: it asks its host to make directories, write files,
 start the server, signal it and run client programs. Another host (a container) provides the
-same methods.
+same methods (the contract is :class:`~pytest_pgdr.hosts.base.Host`).
 """
 
 from __future__ import annotations
@@ -14,37 +14,39 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_pgdr.cluster.template import HBA
+from pytest_pgdr.hosts.base import (
+    FREEZE,
+    LocalFiles,
+    ServerProcess,
+    no_disk_full,
+    no_partition,
+    no_wal_limit,
+)
 from pytest_pgdr.hosts.osuser import OsUser
-from pytest_pgdr.hosts.runtime import RunDir
+from pytest_pgdr.hosts.procs import child_pids
+from pytest_pgdr.hosts.rundir import RunDir
+
+HBA = """\
+# pytest-pgdr: the socket directory is private (0700, server user only), TCP needs a password.
+local   all             all                                     trust
+local   replication     all                                     trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
+"""
+REAP_GRACE = 0.5  # after SIGQUIT, before its children get SIGQUIT directly
+REAP_WAIT = 10.0  # then, before SIGKILL of everything
 
 
-class LocalHost:
+class LocalHost(LocalFiles):
     """Processes on this machine, run as the unprivileged server user."""
 
-    kind = "local"
+    kind = "local"  # descriptive only: callers check capabilities
+    capabilities = frozenset({FREEZE})
     client_address = "127.0.0.1"
 
     def __init__(self, user: OsUser, run: RunDir) -> None:
-        self.user = user
-        self.run_dir = run
-
-    # files ------------------------------------------------------------------------------
-    def make_dir(self, path: Path, mode: int = 0o700) -> Path:
-        path.mkdir(mode=mode, parents=True, exist_ok=True)
-        os.chmod(path, mode)
-        self.user.chown(path)
-        return path
-
-    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, mode)
-        self.user.chown(tmp)
-        os.replace(tmp, path)
-
-    def remove_file(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
+        super().__init__(user, run)
+        self._frozen: dict[int, list[int]] = {}  # postmaster PID -> process groups stopped
 
     # processes --------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -91,6 +93,7 @@ class LocalHost:
     def close(self) -> None:
         """Release what this host holds (nothing for local processes)."""
 
+    # servers ----------------------------------------------------------------------------
     def spawn_server(
         self, argv: Sequence[str], log_path: Path, host_port: int = 0
     ) -> subprocess.Popen[bytes]:
@@ -107,12 +110,66 @@ class LocalHost:
                 **self.user.popen_kwargs(),
             )
 
-    def signal(self, proc: subprocess.Popen[bytes], sig: int, group: bool = False) -> None:
+    def signal(self, proc: ServerProcess, sig: int, group: bool = False) -> None:
+        if proc.poll() is not None:
+            return  # reaped: its PID may be another process's by now
         with contextlib.suppress(ProcessLookupError):
             if group:
                 os.killpg(proc.pid, sig)
             else:
-                proc.send_signal(sig)
+                os.kill(proc.pid, sig)
 
-    def kill_group(self, proc: subprocess.Popen[bytes]) -> None:
+    def kill_group(self, proc: ServerProcess) -> None:
         self.signal(proc, signal.SIGKILL, group=True)
+
+    def reap(self, proc: ServerProcess) -> None:
+        """Wait for a postmaster sent SIGQUIT. A SIGQUIT that reaches the archiver while it
+        runs archive_command is lost (system() ignores it), and the postmaster then waits 5 s
+        before SIGKILL: after a short grace its children get SIGQUIT directly."""
+        try:
+            proc.wait(timeout=REAP_GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            for child in child_pids(proc.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child, signal.SIGQUIT)
+        try:
+            proc.wait(timeout=REAP_WAIT)
+        except subprocess.TimeoutExpired:
+            self.kill_group(proc)
+            proc.wait()
+
+    # faults -----------------------------------------------------------------------------
+    def freeze(self, proc: ServerProcess) -> None:
+        """SIGSTOP the postmaster's process group first (a stopped postmaster forks no more),
+        then each child's: PostgreSQL's children are process-group leaders of their own."""
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGSTOP)
+        groups = self._frozen.setdefault(proc.pid, [proc.pid])
+        for child in child_pids(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGSTOP)
+                groups.append(child)
+
+    def thaw(self, proc: ServerProcess) -> None:
+        """SIGCONT the stopped groups, the children's first, the postmaster's last."""
+        for group in reversed(self._frozen.pop(proc.pid, [proc.pid])):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGCONT)
+
+    def disconnect(self, proc: ServerProcess) -> None:
+        raise no_partition()
+
+    def reconnect(self, proc: ServerProcess) -> None:
+        raise no_partition()
+
+    def limit_wal(self, node_name: str, datadir: Path, size: str) -> None:
+        raise no_wal_limit(node_name)
+
+    def fill_wal(self, node_name: str) -> int:
+        raise no_disk_full(node_name)
+
+    def relieve_wal(self, node_name: str) -> None:
+        raise no_disk_full(node_name)

@@ -8,13 +8,32 @@ by itself as soon as the run directory disappears (normal cleanup).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pytest_pgdr.hosts.runtime import kill_servers_in, owner_alive
+from pytest_pgdr.hosts.rundir import RunDir
+from pytest_pgdr.hosts.sweep import kill_servers_in, owner_alive
 
 POLL_SECONDS = 0.25
+
+
+def module_name() -> str:
+    """This module's name, for ``python -m`` (derived, so that a move cannot break it)."""
+    return __spec__.name if __spec__ is not None else __name__
+
+
+def start_watchdog(run: RunDir) -> None:
+    """Start a detached watchdog that sweeps ``run`` if this process is killed."""
+    run.watchdog = subprocess.Popen(
+        [sys.executable, "-m", module_name(), str(run.path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def _remove_containers(run_dir: Path) -> None:

@@ -1,0 +1,92 @@
+"""The Host contract: both hosts honour it, faults ask capabilities, the watchdog runs."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_pgdr.basics.errors import VersionSkip
+from pytest_pgdr.hosts import base
+from pytest_pgdr.hosts.local import LocalHost
+from pytest_pgdr.hosts.osuser import resolve_os_user
+from pytest_pgdr.hosts.procs import process_state
+from pytest_pgdr.hosts.rundir import RunDir
+from pytest_pgdr.hosts.watchdog import module_name
+
+
+def test_watchdog_module_name_is_derived_and_runnable(tmp_path: Path) -> None:
+    name = module_name()
+    assert name == "pytest_pgdr.hosts.watchdog"
+    assert callable(importlib.import_module(name).watch)
+    gone = tmp_path / "no-such-run-dir"  # the watchdog exits at once when it is absent
+    proc = subprocess.run(
+        [sys.executable, "-m", name, str(gone)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_fault_unsupported_is_one_class_and_a_skip() -> None:
+    from pytest_pgdr import faults
+    from pytest_pgdr.drill import faults as drill_faults
+
+    assert faults.FaultUnsupported is drill_faults.FaultUnsupported is base.FaultUnsupported
+    assert issubclass(base.FaultUnsupported, VersionSkip)
+
+
+def test_local_host_lacks_partition_and_wal_limit(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    try:
+        host = LocalHost(resolve_os_user("auto"), run)
+        assert host.capabilities == frozenset({base.FREEZE})
+        proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        try:
+            with pytest.raises(base.FaultUnsupported, match="Network partitions"):
+                host.disconnect(proc)
+            with pytest.raises(base.FaultUnsupported, match="size-limited pg_wal for n1"):
+                host.limit_wal("n1", tmp_path, "64m")
+            with pytest.raises(base.FaultUnsupported, match="full disk into n1"):
+                host.fill_wal("n1")
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        run.close()
+
+
+def test_local_freeze_thaw_and_reap(tmp_path: Path) -> None:
+    """freeze stops the process group, thaw continues it; reap kills one that ignores SIGQUIT
+    and touches nothing else."""
+    from pytest_pgdr.basics.wait import poll
+
+    run = RunDir(tmp_path)
+    host = LocalHost(resolve_os_user("auto"), run)
+    script = (
+        "import signal, time; signal.signal(signal.SIGQUIT, signal.SIG_IGN);"
+        " print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.PIPE
+    )
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        host.freeze(proc)
+        poll(lambda: process_state(proc.pid) == "T", "the child to stop", 10, interval=0.005)
+        host.thaw(proc)
+        poll(lambda: process_state(proc.pid) != "T", "the child to continue", 10, interval=0.005)
+        os.kill(proc.pid, signal.SIGQUIT)
+        host.reap(proc)
+        assert proc.returncode == -signal.SIGKILL
+        assert bystander.poll() is None
+    finally:
+        for p in (proc, bystander):
+            p.kill()
+            p.wait()
+        run.close()
