@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
 DRILL = """
@@ -58,8 +61,9 @@ def test_header_says_what_was_chosen_and_from_where(pytester: pytest.Pytester) -
     result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "pgdr: drills on; backend local (default); built-in scenarios none (command line)",
-            "pgdr: PostgreSQL 18.* (embedded, *) [[]pg18-embedded[]] (default)",
+            "pgdr: drills on; backend local (default); built-in scenarios none (command line);"
+            " strict * (*)",
+            "pgdr: PostgreSQL 18.* (embedded, *) [[]pg18-embedded, local/pg18[]] (default)",
             "*keep failed (ini pgdr_keep)",
         ]
     )
@@ -130,13 +134,22 @@ def test_primary_and_replica(pgdr, pgdr_primary, pgdr_replica, i):
 """)
     result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-n", "2")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
+    result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*", "pgdr: ran 4 drills: local/pg18 4"])
+
+
+def _dead_docker_socket(tmp_path: Path) -> str:
+    """A unix socket nobody listens on: connecting is refused at once."""
+    path = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+    return f"unix://{path}"
 
 
 def test_docker_absent_skips_docker_drills_naming_docker_host(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("DOCKER_HOST", _dead_docker_socket(tmp_path))
+    monkeypatch.delenv("CI", raising=False)  # strict mode (on in CI) would fail instead
     pytester.makepyfile("""
 def test_primary(pgdr_primary):
     assert pgdr_primary.scalar("SELECT 1") == 1
@@ -147,10 +160,36 @@ def test_primary(pgdr_primary):
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
-            "*docker:pytest-pgdr/pg18:latest: Docker is not reachable*",
-            "*Docker is not reachable*DOCKER_HOST*",
+            "*strict off (default: auto, CI is not set)",
+            "pgdr: docker:pytest-pgdr/pg18:latest [[]docker/pg18[]]: its drills will be skipped:"
+            " The docker backend was chosen but Docker is not reachable*DOCKER_HOST=unix://*",
+            "pgdr: ran 1 drill: local/pg18 1; skipped 2 (docker/pg15 1, docker/pg18 1)",
+            "SKIPPED *Docker is not reachable*DOCKER_HOST=unix://*docker.sock*",
         ]
     )
+
+
+@pytest.mark.parametrize("how", ["--pgdr-strict=on", "CI=true", "PGDR_STRICT=on"])
+def test_strict_mode_fails_the_run_when_docker_is_absent(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", _dead_docker_socket(tmp_path))
+    monkeypatch.delenv("CI", raising=False)
+    args = ["--pgdr", "--pgdr-scenarios=none", "--pgdr-backend=docker"]
+    if how.startswith("--"):
+        args.append(how)
+    else:
+        monkeypatch.setenv(*how.split("="))
+    pytester.makepyfile("def test_primary(pgdr_primary): pass")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*pytest-pgdr: The docker backend was chosen but Docker is not reachable."
+            "*DOCKER_HOST=unix://*docker.sock*Strict mode is on (*)*--pgdr-strict=off*"
+        ]
+    )
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_bad_backend_lists_valid_ones(pytester: pytest.Pytester) -> None:

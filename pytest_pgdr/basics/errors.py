@@ -91,5 +91,10 @@ class ToolError(PgdrError):
     """A PostgreSQL client program (pg_dump, pg_basebackup, ...) failed."""
 
 
+class Unavailable(PgdrError):
+    """Something the run asked for (a backend, an installation, an image, a tool) is missing:
+    the drill is skipped, or fails in strict mode (``--pgdr-strict``, on when CI is set)."""
+
+
 class VersionSkip(PgdrError):
     """The drill needs a newer PostgreSQL than the one in use."""

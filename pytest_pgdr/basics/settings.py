@@ -23,6 +23,8 @@ DOCKER_PREFIX = "docker:"
 DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "only", "none")
+STRICT = ("on", "off", "auto")
+NOT_CI = ("", "0", "false", "no", "off")
 ON_OFF = {
     "on": True,
     "off": False,
@@ -193,6 +195,14 @@ OPTIONS = (
         _optional_path,
         "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them",
     ),
+    Option(
+        "strict",
+        "auto",
+        _choice(STRICT),
+        "strict mode (on, off, auto: on when the environment variable CI is set): a requested"
+        " backend, installation, image or tool that is unavailable fails the run instead of"
+        " skipping its drills",
+    ),
 )
 BY_NAME = {opt.name: opt for opt in OPTIONS}
 
@@ -215,6 +225,7 @@ class Settings:
     report: str | None = None
     html: str | None = None
     history: str | None = None
+    strict: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -266,12 +277,21 @@ def resolve(
         sources[opt.name] = source
         if not source.startswith("ini") and _given(ini.get(opt.name)):
             opt.parse(f"{opt.ini} (ini file)", _text(ini[opt.name]))  # a bad one still errs
+    values["strict"], sources["strict"] = _strict(values["strict"], sources["strict"], env)
     from_ini = _bool("pgdr_enabled (ini file)", ini_enabled) if ini_enabled.strip() else None
     if enabled is None and env.get("PGDR_ENABLED", "").strip():
         enabled = _bool("PGDR_ENABLED", env["PGDR_ENABLED"])
     if enabled is None:
         enabled = bool(from_ini)
     return Settings(enabled=enabled, sources=sources, **values)
+
+
+def _strict(value: str, source: str, env: Mapping[str, str]) -> tuple[bool, str]:
+    """``auto`` is on when the environment variable CI is set (to anything but 0/false/no)."""
+    if value != "auto":
+        return value == "on", source
+    ci = env.get("CI", "").strip().lower() not in NOT_CI
+    return ci, f"{source}: auto, CI is {'set' if ci else 'not set'}"
 
 
 def _given(value: Any) -> bool:

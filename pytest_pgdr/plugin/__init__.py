@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_pgdr.basics import progress
-from pytest_pgdr.basics.errors import PgdrError, VersionSkip
+from pytest_pgdr.basics.errors import PgdrError, Unavailable, VersionSkip
 from pytest_pgdr.plugin.collector import KEY_COLLECTOR, RunCollector
 from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     pgdr,
@@ -41,11 +41,15 @@ from pytest_pgdr.plugin.state import (
     KEY_MEASURE,
     KEY_SESSION,
     KEY_SETTINGS,
+    KEY_UNAVAILABLE,
     OPT_IN,
     REPORT_KEY,
+    TARGET_KEY,
     failed,
     remember_report,
+    strict_note,
 )
+from pytest_pgdr.plugin.targets import target, unavailable_specs
 
 if TYPE_CHECKING:
     from pytest_pgdr.drill.budget import Budget, Verdict
@@ -90,9 +94,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-pgdr: {exc}") from None
     except subprocess.TimeoutExpired as exc:  # a program probed at startup hangs
         raise pytest.UsageError(hung_program(exc)) from None
+    absent = unavailable_specs(settings, installs) if settings.enabled else {}
+    if absent and settings.strict:
+        reason = next(iter(absent.values()))
+        raise pytest.UsageError(f"pytest-pgdr: {reason}{strict_note(settings)}")
     config.stash[KEY_SETTINGS] = settings
     config.stash[KEY_SESSION] = None
     config.stash[KEY_INSTALLS] = installs
+    config.stash[KEY_UNAVAILABLE] = absent
     progress.set_sink(_progress_sink(config))
     if not hasattr(config, "workerinput"):  # reports are the controller's job under xdist
         collector = config.stash[KEY_COLLECTOR] = RunCollector(config)
@@ -142,7 +151,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(KEY_SETTINGS, None)
     if settings is None:
         return []
-    return header_lines(settings, config.stash.get(KEY_INSTALLS, []))
+    return header_lines(
+        settings, config.stash.get(KEY_INSTALLS, []), config.stash.get(KEY_UNAVAILABLE, {})
+    )
 
 
 def _is_drill(item: pytest.Item) -> bool:
@@ -246,9 +257,15 @@ def _judge(item: pytest.Item, budget: Budget) -> Verdict | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(VersionSkip):
+    settings = item.config.stash[KEY_SETTINGS]
+    excinfo = call.excinfo
+    if excinfo is not None and excinfo.errisinstance(Unavailable) and settings.strict:
+        report.longrepr = f"{excinfo.value}{strict_note(settings)}"
+    elif excinfo is not None and excinfo.errisinstance((VersionSkip, Unavailable)):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {excinfo.value}")
+    if _is_drill(item) or KEY_MEASURE in item.stash:
+        setattr(report, TARGET_KEY, _target(item))
     budget_module = sys.modules.get(BUDGET_MODULE)  # loaded by a judged drill, if any
     if (
         call.excinfo is not None
@@ -266,6 +283,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         setattr(report, REPORT_KEY, data)
         item.user_properties.extend(junit_properties(data))
     return report
+
+
+def _target(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("pgdr_install") if callspec is not None else None
+    if spec is None:
+        return target(None, None)
+    specs = item.config.stash[KEY_SETTINGS].specs()
+    found: list[Any] = item.config.stash.get(KEY_INSTALLS, [])
+    installs = dict(zip(specs, found, strict=False))
+    return target(str(spec), installs.get(str(spec)))
 
 
 def _fill_context(item: pytest.Item, measurement: Measurement) -> None:

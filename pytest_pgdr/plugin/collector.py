@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_pgdr.plugin.state import KEY_INSTALLS, KEY_SETTINGS, REPORT_KEY
+from pytest_pgdr.plugin.state import KEY_INSTALLS, KEY_SETTINGS, REPORT_KEY, TARGET_KEY
+from pytest_pgdr.plugin.targets import count_line
 
 if TYPE_CHECKING:
     from pytest_pgdr.report.data import DrillResult
@@ -25,8 +26,15 @@ class RunCollector:
         self.started = datetime.now(UTC)
         self.drills: list[DrillResult] = []
         self.notes: list[str] = []
+        self.outcomes: dict[str, tuple[str, str]] = {}  # node id -> (target, outcome)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        where = getattr(report, TARGET_KEY, None)
+        if where is not None:
+            before = self.outcomes.get(report.nodeid, (where, "passed"))[1]
+            if report.when == "call" or report.outcome != "passed":
+                before = "failed" if "failed" in (before, report.outcome) else report.outcome
+            self.outcomes[report.nodeid] = (where, before)
         data = getattr(report, REPORT_KEY, None)
         if data is None or report.when != "call":
             return
@@ -61,6 +69,9 @@ class RunCollector:
             terminalreporter.write_sep("-", "pgdr recovery times")
             for line in summary_lines(sorted(self.drills, key=lambda d: d.nodeid)):
                 terminalreporter.write_line(line)
+        settings = self.config.stash.get(KEY_SETTINGS, None)
+        if self.outcomes or (settings is not None and settings.enabled):
+            terminalreporter.write_line(count_line(self.outcomes))
         for note in self.notes:
             terminalreporter.write_line(f"pgdr: {note}")
 

@@ -16,8 +16,10 @@ from pytest_pgdr.plugin.state import (
     KEY_MEASURE,
     KEY_SESSION,
     KEY_SETTINGS,
+    KEY_UNAVAILABLE,
     OPT_IN,
     failed,
+    unavailable,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
         try:
             session = HarnessSession(settings)
         except DockerUnavailable as exc:
-            pytest.skip(str(exc))
+            unavailable(config, str(exc))
         except PgdrError as exc:
             pytest.fail(str(exc), pytrace=False)
         config.stash[KEY_SESSION] = session
@@ -67,14 +69,17 @@ def pgdr_session(request: pytest.FixtureRequest) -> HarnessSession:
 @pytest.fixture(scope="session")
 def pgdr_install(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -> Installation:
     """The PostgreSQL installation this drill runs on (drills run once per installation)."""
-    from pytest_pgdr.basics.errors import PgdrError
+    from pytest_pgdr.basics.errors import PgdrError, Unavailable
     from pytest_pgdr.session import DockerUnavailable
 
     spec = getattr(request, "param", pgdr_session.settings.specs()[0])
+    reason = request.config.stash.get(KEY_UNAVAILABLE, {}).get(spec)
+    if reason is not None:
+        unavailable(request.config, reason)
     try:
         return pgdr_session.installation(spec)
-    except DockerUnavailable as exc:
-        pytest.skip(str(exc))
+    except (DockerUnavailable, Unavailable) as exc:
+        unavailable(request.config, str(exc))
     except PgdrError as exc:
         pytest.fail(str(exc), pytrace=False)
 

@@ -6,6 +6,7 @@ turn the drills on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from pytest_pgdr.basics.paths import check_dir, check_output_file, output_path
 from pytest_pgdr.basics.settings import OPTIONS, Settings, resolve
 from pytest_pgdr.basics.units import format_duration
+from pytest_pgdr.plugin.targets import target
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -57,20 +59,25 @@ def check_places(config: pytest.Config, settings: Settings) -> None:
         check_dir("--pgdr-cache-dir", settings.cache_path())
 
 
-def header_lines(settings: Settings, installs: list[Any]) -> list[str]:
+def header_lines(
+    settings: Settings, installs: list[Any], absent: Mapping[str, str] | None = None
+) -> list[str]:
     src = settings.sources
     if not settings.enabled:
         return ["pgdr: drills off (run with --pgdr to enable)"]
+    absent = absent or {}
     lines = [
         f"pgdr: drills on; backend {settings.backend} ({src['backend']});"
-        f" built-in scenarios {settings.scenarios} ({src['scenarios']})"
+        f" built-in scenarios {settings.scenarios} ({src['scenarios']});"
+        f" strict {'on' if settings.strict else 'off'} ({src['strict']})"
     ]
     for spec, inst in zip(settings.specs(), installs, strict=False):
-        if inst is None:
-            lines.append(f"pgdr: {spec}: Docker is not reachable, its drills will be skipped")
+        if spec in absent or inst is None:
+            why = absent.get(spec, "Docker is not reachable.")
+            lines.append(f"pgdr: {spec} [{target(spec, None)}]: its drills will be skipped: {why}")
         else:
             source = src["image"] if inst.image else src["postgres"]
-            lines.append(f"pgdr: {inst.describe()} [{inst.label}] ({source})")
+            lines.append(f"pgdr: {inst.describe()} [{inst.label}, {target(spec, inst)}] ({source})")
     lines.append(
         f"pgdr: data in {settings.base_dir()} ({src['basetemp']}), fsync"
         f" {'on' if settings.fsync else 'off'} ({src['fsync']}), keep {settings.keep}"
