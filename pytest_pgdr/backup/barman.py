@@ -42,6 +42,7 @@ PROGRAM = "barman"
 SERVER = "pgdr"
 TARGET_FLAGS = {"xid": "--target-xid", "time": "--target-time", "name": "--target-name"}
 TARGET_FLAGS["lsn"] = "--target-lsn"
+BACKUP_DIR = re.compile(r"Starting backup using \S+ method for server \S+ in \S+/(\w+)\s*$", re.M)
 
 
 def missing() -> ToolUnavailable:
@@ -77,6 +78,7 @@ class Barman:
         env = {"PGPASSFILE": str(topology.credentials.passfile), "PGCONNECT_TIMEOUT": "10"}
         self.run = Runner("Barman", host, env, self.root)
         self._version: str | None = None
+        self._shown: dict[str, dict[str, Any]] = {}
 
     # configuration ----------------------------------------------------------------------
     def config_text(self, node: Node) -> str:
@@ -181,39 +183,40 @@ class Barman:
             )
         if node is not self.node:
             self.write_config(node)
-        before = {b.id for b in self.info().backups}
-        self.run(self.barman("backup", SERVER), f"a backup of {node.name}")
-        self.archive_wal()
-        made = [b for b in self.info().backups if b.id not in before]
-        if not made:
+        proc = self.run(self.barman("backup", SERVER), f"a backup of {node.name}")
+        match = BACKUP_DIR.search(proc.stdout)
+        if match is None:
             raise BackupToolError(
-                "Barman reported success but lists no new backup",
-                "list-backups shows the same backups as before",
-                "Read its log",
-                log_lines=self.run.log_tail(),
+                "Barman reported success but named no backup directory",
+                "its output lacks the 'Starting backup ... in DIR' line",
+                "Read its output below",
+                log_lines=proc.stdout.splitlines()[-20:],
+                log_name="barman backup",
             )
-        return self._wait_done(node, made[-1])
+        return self._wait_done(node, match.group(1))
 
-    def _wait_done(self, node: Node, backup: ToolBackup) -> ToolBackup:
+    def _wait_done(self, node: Node, bid: str) -> ToolBackup:
         """A postgres-method backup is WAITING_FOR_WALS until its last segment is filed;
-        ``check-backup`` (what ``barman cron`` runs) then marks it DONE."""
+        ``archive-wal`` and ``check-backup`` (what ``barman cron`` runs) then mark it DONE."""
 
         def done() -> ToolBackup | None:
-            wait_server_archived(node)
-            self.archive_wal()
-            self.run(self.barman("check-backup", SERVER, backup.id), f"check-backup {backup.id}")
-            now = {b.id: b for b in self.info().backups}.get(backup.id)
+            now = {b.id: b for b in self.info().backups}.get(bid)
+            if now is not None and now.status == "DONE":
+                return now
             if now is not None and now.status == "FAILED":
                 raise BackupToolError(
-                    f"Barman marks backup {backup.id} FAILED",
+                    f"Barman marks backup {bid} FAILED",
                     "check-backup found WAL the backup needs missing",
                     "Read Barman's log below",
                     log_lines=self.run.log_tail(),
                     log_name="barman log",
                 )
-            return now if now is not None and now.status == "DONE" else None
+            wait_server_archived(node)
+            self.archive_wal()
+            self.run(self.barman("check-backup", SERVER, bid), f"check-backup {bid}")
+            return None
 
-        return poll(done, f"Barman backup {backup.id} to be DONE", interval=0.01)
+        return poll(done, f"Barman backup {bid} to be DONE", interval=0.01)
 
     def list_json(self) -> list[dict[str, Any]]:
         proc = self.run(
@@ -232,12 +235,13 @@ class Barman:
 
     def _show(self, row: Mapping[str, Any]) -> ToolBackup:
         bid = str(row["backup_id"])
-        proc = self.run(
-            [self.program, "-c", str(self.config), "-f", "json", "show-backup", SERVER, bid],
-            f"show-backup {bid}",
-        )
-        data: dict[str, Any] = json.loads(proc.stdout or "{}").get(SERVER, {})
-        return parse_backup(bid, row, data)
+        if bid not in self._shown:  # what show-backup says of a finished backup never changes
+            proc = self.run(
+                [self.program, "-c", str(self.config), "-f", "json", "show-backup", SERVER, bid],
+                f"show-backup {bid}",
+            )
+            self._shown[bid] = json.loads(proc.stdout or "{}").get(SERVER, {})
+        return parse_backup(bid, row, self._shown[bid])
 
     def verify(self, backup: ToolBackup | None = None) -> list[str]:
         """``barman check-backup`` (the WAL it needs is there), ``verify-backup``
@@ -260,9 +264,11 @@ class Barman:
             )
         return out
 
-    def _verify_one(self, one: ToolBackup) -> list[str]:
+    def _verify_one(
+        self, one: ToolBackup, commands: tuple[str, ...] = ("check-backup", "verify-backup")
+    ) -> list[str]:
         out: list[str] = []
-        for command in ("check-backup", "verify-backup"):
+        for command in commands:
             proc = self.run(
                 [self.program, "-c", str(self.config), command, SERVER, one.id],
                 f"{command} {one.id}",
@@ -271,6 +277,8 @@ class Barman:
             out += proc.stdout.splitlines()
             if proc.returncode != 0 or re.search(r"FAILED|ERROR|error", proc.stdout):
                 raise self._verify_failed(command, one, proc)
+        if "check-backup" not in commands:
+            return out
         status = {b.id: b for b in self.info().backups}[one.id].status
         if status != "DONE":
             raise BackupToolError(
@@ -315,7 +323,7 @@ class Barman:
             raise ConfigError("Barman has no delta restore into an existing data directory")
         bid = backup.id if backup else "latest"
         if backup is not None and self.verify_before_restore:
-            self._verify_one(backup)
+            self._verify_one(backup, ("verify-backup",))  # recover itself needs every WAL
         options = target_options(target)
         args = self.barman("recover", *options, SERVER, bid, str(node.datadir))
         proc = self.run(args, f"recover into {node.name}", check=False)

@@ -294,14 +294,15 @@ def node_options(node: Node, index: int) -> list[str]:
 
 def target_options(target: RecoveryTarget) -> list[str]:
     """``restore`` options for a recovery target (``--type=default``: the end of the WAL)."""
-    options = [f"--target-timeline={target.timeline}"]
+    timeline = [f"--target-timeline={target.timeline}"]
     if target.kind == "latest":
-        return [*options, "--type=default"]
-    options += [f"--type={KIND_TYPES[target.kind]}", f"--target-action={target.action}"]
-    if target.kind != "immediate":
-        options.append(f"--target={target.value}")
-        if not target.inclusive:
-            options.append("--target-exclusive")
+        return [*timeline, "--type=default"]
+    options = [f"--type={KIND_TYPES[target.kind]}", f"--target-action={target.action}"]
+    if target.kind == "immediate":
+        return options  # pgBackRest takes no timeline with an immediate target
+    options += [*timeline, f"--target={target.value}"]
+    if not target.inclusive:
+        options.append("--target-exclusive")
     return options
 
 

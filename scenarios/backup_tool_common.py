@@ -1,0 +1,90 @@
+"""What the backup-tool drills share: the tool fixture, a primary archiving through the tool,
+and the history of rows and recovery targets (PostgreSQL's 003_recovery_targets.pl).
+
+Each drill runs once per tool in ``PGDR_BACKUP_TOOLS`` (comma-separated names, ``installed``
+or ``all``; default ``all``): a tool that is not installed, or refuses this PostgreSQL, is
+skipped with a reason that says how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_pgdr import Node, RecoveryTarget, Topology
+from pytest_pgdr.backup import BackupTool, ToolBackup, backup_tool, resolve
+
+TOOLS = resolve(os.environ.get("PGDR_BACKUP_TOOLS", "all"))
+INSPECT = {"archive_mode": "off"}  # restores only inspected stay out of the repository
+TABLE = "CREATE TABLE pitr_rows (id int PRIMARY KEY, note text NOT NULL)"
+
+
+@pytest.fixture(params=TOOLS)
+def pgdr_backup_tool(request: pytest.FixtureRequest, pgdr: Topology) -> BackupTool:
+    """The backup tool this drill runs through, set up in the topology's run directory."""
+    return backup_tool(str(request.param), pgdr)
+
+
+def tool_primary(pgdr: Topology, tool: BackupTool) -> Node:
+    """A primary archiving through ``tool`` (stanza or server entry created, checked)."""
+    primary = pgdr.primary()
+    tool.attach(primary)
+    return primary
+
+
+def insert_rows(node: Node, first: int, last: int) -> None:
+    node.query(
+        "INSERT INTO pitr_rows SELECT g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
+        [first, last],
+    )
+
+
+def ids(node: Node) -> tuple[int, int, int]:
+    """(count, min, max) of the ids: with a primary key, N rows 1..N are exactly ids 1..N."""
+    count, low, high = node.query("SELECT count(*), min(id), max(id) FROM pitr_rows")[0]
+    return int(count), int(low or 0), int(high or 0)
+
+
+@dataclass(frozen=True)
+class History:
+    """One backup through the tool, then rows 1001..6000 with a target noted between batches."""
+
+    backup: ToolBackup
+    xid: str  # the transaction that inserted 1001..2000
+    time: str  # server time after 3000 rows
+    name: str  # restore point after 4000 rows
+    lsn: str  # WAL location after 5000 rows
+
+
+def build_history(pgdr: Topology, tool: BackupTool) -> tuple[Node, History]:
+    primary = tool_primary(pgdr, tool)
+    primary.query(TABLE)
+    insert_rows(primary, 1, 1000)
+    backup = tool.backup(primary)
+    xid = primary.scalar(
+        "WITH batch AS (INSERT INTO pitr_rows SELECT g, 'row ' || g"
+        " FROM generate_series(1001, 2000) g) SELECT pg_current_xact_id()::text"
+    )
+    insert_rows(primary, 2001, 3000)
+    when = primary.scalar("SELECT now()")
+    insert_rows(primary, 3001, 4000)
+    primary.scalar("SELECT pg_create_restore_point('my_target')")
+    insert_rows(primary, 4001, 5000)
+    lsn = primary.scalar("SELECT pg_current_wal_lsn()::text")
+    insert_rows(primary, 5001, 6000)
+    tool.wait_archived(primary)
+    return primary, History(backup, str(xid), when.isoformat(), "my_target", str(lsn))
+
+
+def targets(h: History) -> dict[str, tuple[RecoveryTarget, int]]:
+    """Each target and the exact row count it must give."""
+    return {
+        "immediate": (RecoveryTarget.immediate(), 1000),
+        "xid_exclusive": (RecoveryTarget.xid(h.xid, inclusive=False), 1000),
+        "xid": (RecoveryTarget.xid(h.xid), 2000),
+        "time": (RecoveryTarget.time(h.time), 3000),
+        "name": (RecoveryTarget.name(h.name), 4000),
+        "lsn": (RecoveryTarget.lsn(h.lsn), 5000),
+    }
