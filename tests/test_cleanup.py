@@ -85,3 +85,65 @@ def test_next_run_sweeps_orphans(tmp_path: Path) -> None:
     (alive / "owner").write_text(f"{os.getpid()} {process_start_ticks(os.getpid())}")
     assert sweep_orphans(tmp_path) == [orphan]
     assert not orphan.exists() and alive.exists()
+
+
+FROZEN = """
+import pathlib, time
+from pytest_pgdr import faults
+
+def test_frozen(pgdr_primary):
+    with faults.freeze(pgdr_primary):
+        pathlib.Path("ready").write_text(str(pgdr_primary.datadir))
+        time.sleep(120)
+"""
+
+
+def _state(pid: int) -> str | None:
+    from pytest_pgdr.hosts.procs import process_state
+
+    return process_state(pid)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    from pytest_pgdr.hosts.procs import process_start_ticks as ticks
+
+    return ticks(pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["terminated", "killed"])
+def test_no_frozen_server_survives(pytester: pytest.Pytester, sig: int) -> None:
+    """A server stopped by a freeze ignores SIGQUIT and never sees its postmaster die: the
+    watchdog must kill every one of its processes, stopped or not."""
+    pytester.makepyfile(test_frozen=FROZEN)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--pgdr", "--pgdr-scenarios=none", "-p"]
+        + ["no:cacheprovider", "test_frozen.py"],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = pytester.path / "ready"
+        poll(lambda: ready.exists() and ready.read_text(), "the inner drill's freeze", timeout=60)
+        datadir = ready.read_text()
+
+        def all_stopped() -> bool:
+            pids = postmasters_for(datadir)
+            return len(pids) > 1 and all(_state(pid) == "T" for pid in pids)
+
+        poll(all_stopped, "every process of the frozen server to be stopped", timeout=30)
+        server = {pid: process_start_ticks(pid) for pid in postmasters_for(datadir)}
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        # by PID (and start time): once its directory is removed, a process left behind no
+        # longer shows it as its working directory
+        poll(
+            lambda: all(process_start_ticks(pid) != ticks for pid, ticks in server.items()),
+            "every process of the frozen server to be gone",
+            timeout=30,
+            interval=0.02,
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,7 +1,7 @@
 """The sweep that stops the servers and removes the run directories a killed run left.
 
 A run directory whose owner process is gone is an orphan: its servers are stopped (SIGKILL of
-their process groups) and the directory removed, either by the watchdog started with the run
+every process working in it) and the directory removed, either by the watchdog started with the run
 or by the next run.
 """
 
@@ -11,11 +11,13 @@ import contextlib
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
-from pytest_pgdr.hosts.procs import process_start_ticks
+from pytest_pgdr.hosts.procs import gone, process_start_ticks, working_in
 
 RUN_PREFIX = "pgdr-run-"
+KILL_WAIT = 10.0  # for killed processes to be gone
 
 
 def owner_alive(owner_file: Path) -> bool:
@@ -26,33 +28,19 @@ def owner_alive(owner_file: Path) -> bool:
     return process_start_ticks(int(pid_text)) == int(ticks_text)
 
 
-def _postmaster_pids(run_dir: Path) -> list[tuple[int, Path]]:
-    found = []
-    for pidfile in run_dir.rglob("postmaster.pid"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            found.append((int(pidfile.read_text().splitlines()[0]), pidfile.parent))
-    return found
-
-
-def _is_postmaster_of(pid: int, datadir: Path) -> bool:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == datadir.resolve()
-    except OSError:
-        return False
-
-
-def kill_servers_in(run_dir: Path) -> int:
-    """SIGKILL every server whose data directory lies in ``run_dir``; returns how many."""
-    killed = 0
-    for pid, datadir in _postmaster_pids(run_dir):
-        if not _is_postmaster_of(pid, datadir):
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-            killed += 1
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return killed
+def kill_servers_in(run_dir: Path, wait: float = KILL_WAIT) -> int:
+    """SIGKILL every process working in ``run_dir``: the servers and all their children, even
+    stopped (frozen) ones, which would otherwise stay stopped forever; SIGCONT follows for
+    good measure. Waits until they are gone; returns how many processes were killed."""
+    pids = [pid for pid in working_in(run_dir) if pid != os.getpid()]
+    for pid in pids:
+        for sig in (signal.SIGKILL, signal.SIGCONT):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+    deadline = time.monotonic() + wait
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(pids)
 
 
 def sweep_orphans(base: Path) -> list[Path]:
