@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +149,51 @@ def test_no_frozen_server_survives(pytester: pytest.Pytester, sig: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _server_segments(node: Any) -> set[str]:
+    from pytest_pgdr.hosts.procs import descendants
+    from pytest_pgdr.hosts.shm import mapped_segments
+
+    return mapped_segments([node.proc.pid, *descendants(node.proc.pid)])
+
+
+@pytest.fixture
+def harness() -> Iterator[Any]:
+    from pytest_pgdr.basics.settings import Settings
+    from pytest_pgdr.session import HarnessSession
+
+    session = HarnessSession(Settings(enabled=True))  # the run dir: private, traversable
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def test_a_crashed_server_leaves_no_shared_memory(harness: Any) -> None:
+    from pytest_pgdr.hosts.shm import SHM_DIR
+
+    topology = harness.topology(harness.installation("embedded"), "dsm")
+    node = topology.primary()
+    segments = _server_segments(node)
+    assert segments, "a running server maps its dynamic shared memory control segment"
+    node.crash()
+    topology.close()
+    assert [s for s in segments if (SHM_DIR / s).exists()] == []
+
+
+def test_the_sweep_removes_shared_memory_of_crashed_servers(harness: Any) -> None:
+    """A server crashed in a run that is then killed: the sweep removes its segments."""
+    from pytest_pgdr.hosts.shm import SHM_DIR
+    from pytest_pgdr.hosts.sweep import kill_servers_in
+
+    topology = harness.topology(harness.installation("embedded"), "dsm")
+    running, crashed = topology.primary("running"), topology.primary("crashed")
+    segments = _server_segments(crashed)
+    live = _server_segments(running)
+    crashed.crash()  # and the run "dies" before closing the topology
+    kill_servers_in(harness.run.path)
+    assert [s for s in segments if (SHM_DIR / s).exists()] == []
+    assert not running.is_running() and not postmasters_for(str(running.datadir))
+    assert [s for s in live if (SHM_DIR / s).exists()] == []  # killed there, so removed too
+    topology.close()

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from pytest_pgdr.hosts.base import (
     no_wal_limit,
 )
 from pytest_pgdr.hosts.osuser import OsUser
-from pytest_pgdr.hosts.procs import child_pids
+from pytest_pgdr.hosts.procs import child_pids, descendants, gone
 from pytest_pgdr.hosts.rundir import RunDir
+from pytest_pgdr.hosts.shm import mapped_segments, record_segments, remove_dead_segments
 
 HBA = """\
 # pytest-pgdr: the socket directory is private (0700, server user only), TCP needs a password.
@@ -35,6 +37,7 @@ host    replication     all             127.0.0.1/32            scram-sha-256
 """
 REAP_GRACE = 0.5  # after SIGQUIT, before its children get SIGQUIT directly
 REAP_WAIT = 10.0  # then, before SIGKILL of everything
+CHILDREN_EXIT = 5.0  # for a killed postmaster's children to notice and exit
 
 
 class LocalHost(LocalFiles):
@@ -47,6 +50,7 @@ class LocalHost(LocalFiles):
     def __init__(self, user: OsUser, run: RunDir) -> None:
         super().__init__(user, run)
         self._frozen: dict[int, list[int]] = {}  # postmaster PID -> process groups stopped
+        self._killed: list[tuple[list[int], set[str]]] = []  # processes, segments they map
 
     # processes --------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -91,7 +95,8 @@ class LocalHost(LocalFiles):
         return HBA
 
     def close(self) -> None:
-        """Release what this host holds (nothing for local processes)."""
+        """Remove what servers killed here left in shared memory."""
+        self._remove_dead_segments()
 
     # servers ----------------------------------------------------------------------------
     def spawn_server(
@@ -120,12 +125,37 @@ class LocalHost(LocalFiles):
                 os.kill(proc.pid, sig)
 
     def kill_group(self, proc: ServerProcess) -> None:
+        """SIGKILL the postmaster (its children exit when they see it gone).
+
+        The shared memory segments its processes map outlive them: they are noted here (and
+        in the run directory, for the sweep) and removed once the processes are gone."""
+        if proc.poll() is None:
+            pids = [proc.pid, *descendants(proc.pid)]
+            segments = mapped_segments(pids)
+            record_segments(self.run_dir.path, segments)
+            self._killed.append((pids, segments))
         self.signal(proc, signal.SIGKILL, group=True)
+
+    def _remove_dead_segments(self) -> None:
+        """Remove the segments of killed servers, once their processes are gone."""
+        for pids, segments in self._killed:
+            deadline = time.monotonic() + CHILDREN_EXIT
+            while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            remove_dead_segments(segments)
+        self._killed.clear()
 
     def reap(self, proc: ServerProcess) -> None:
         """Wait for a postmaster sent SIGQUIT. A SIGQUIT that reaches the archiver while it
         runs archive_command is lost (system() ignores it), and the postmaster then waits 5 s
-        before SIGKILL: after a short grace its children get SIGQUIT directly."""
+        before SIGKILL: after a short grace its children get SIGQUIT directly, and after a
+        longer one the postmaster and every process below it get SIGKILL."""
+        try:
+            self._wait_quit(proc)
+        finally:
+            self._remove_dead_segments()
+
+    def _wait_quit(self, proc: ServerProcess) -> None:
         try:
             proc.wait(timeout=REAP_GRACE)
             return
@@ -136,7 +166,12 @@ class LocalHost(LocalFiles):
         try:
             proc.wait(timeout=REAP_WAIT)
         except subprocess.TimeoutExpired:
+            family = descendants(proc.pid)
             self.kill_group(proc)
+            for pid in family:  # a stopped child would never see the postmaster gone
+                for sig in (signal.SIGKILL, signal.SIGCONT):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, sig)
             proc.wait()
 
     # faults -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from pytest_pgdr.hosts.procs import gone, process_start_ticks, working_in
+from pytest_pgdr.hosts.shm import mapped_segments, recorded_segments, remove_dead_segments
 
 RUN_PREFIX = "pgdr-run-"
 KILL_WAIT = 10.0  # for killed processes to be gone
@@ -31,8 +32,11 @@ def owner_alive(owner_file: Path) -> bool:
 def kill_servers_in(run_dir: Path, wait: float = KILL_WAIT) -> int:
     """SIGKILL every process working in ``run_dir``: the servers and all their children, even
     stopped (frozen) ones, which would otherwise stay stopped forever; SIGCONT follows for
-    good measure. Waits until they are gone; returns how many processes were killed."""
+    good measure. Then, once they are gone, remove the shared memory segments they mapped or
+    that killed servers of the run left (:mod:`~pytest_pgdr.hosts.shm`). Returns how many
+    processes were killed."""
     pids = [pid for pid in working_in(run_dir) if pid != os.getpid()]
+    segments = mapped_segments(pids) | recorded_segments(run_dir)
     for pid in pids:
         for sig in (signal.SIGKILL, signal.SIGCONT):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -40,6 +44,7 @@ def kill_servers_in(run_dir: Path, wait: float = KILL_WAIT) -> int:
     deadline = time.monotonic() + wait
     while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
+    remove_dead_segments(segments)
     return len(pids)
 
 
