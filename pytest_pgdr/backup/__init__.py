@@ -13,12 +13,14 @@ from pytest_pgdr.backup.base import (
     ToolBackup,
     ToolUnavailable,
 )
+from pytest_pgdr.backup.health import Health
 from pytest_pgdr.backup.registry import TOOL_NAMES, backup_tool, installed_tools, resolve
 
 __all__ = [
     "TOOL_NAMES",
     "BackupTool",
     "BackupToolError",
+    "Health",
     "RepoInfo",
     "ToolBackup",
     "ToolUnavailable",

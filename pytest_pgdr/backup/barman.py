@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_pgdr.backup.base import (
@@ -23,6 +24,8 @@ from pytest_pgdr.backup.base import (
     Runner,
     ToolBackup,
     ToolUnavailable,
+    files_under,
+    first_named,
     segments_in,
     tool_lines,
 )
@@ -243,6 +246,12 @@ class Barman:
             self._shown[bid] = json.loads(proc.stdout or "{}").get(SERVER, {})
         return parse_backup(bid, row, self._shown[bid])
 
+    def backup_files(self, backup: ToolBackup) -> list[Path]:
+        return files_under(self.home / SERVER / "base" / backup.id / "data")
+
+    def wal_path(self, segment: str) -> Path | None:
+        return first_named(self.home / SERVER / "wals", "*/*", segment)
+
     def verify(self, backup: ToolBackup | None = None) -> list[str]:
         """``barman check-backup`` (the WAL it needs is there), ``verify-backup``
         (pg_verifybackup against the manifest) for one backup or each, and no hole in the
@@ -369,20 +378,21 @@ class Barman:
 
 
 def target_options(target: RecoveryTarget) -> list[str]:
-    """``barman recover`` options. Without a target (``latest``) Barman copies every WAL
-    segment into pg_wal and the server crash-recovers to its end, staying on the backup's
-    timeline (Barman's own choice: no recovery.signal, no promotion)."""
-    if target.kind == "latest":
-        return []
+    """``barman recover`` options. Without a target (``latest``) and on the backup's own
+    timeline Barman copies every WAL segment into pg_wal and the server crash-recovers to
+    its end, staying on that timeline (Barman's choice: no recovery.signal, no promotion).
+    A later timeline (after a failover) makes it an archive recovery that follows it."""
+    options: list[str] = []
     if target.kind == "immediate":
         options = ["--target-immediate"]
-    else:
+    elif target.kind != "latest":
         options = [TARGET_FLAGS[target.kind], target.value]
         if not target.inclusive:
             options.append("--exclusive")
-    if target.timeline.isdigit():
-        options += ["--target-tli", target.timeline]
-    return [*options, "--target-action", target.action]
+    options += ["--target-tli", target.timeline]
+    if target.kind != "latest":
+        options += ["--target-action", target.action]
+    return options
 
 
 def parse_backup(bid: str, row: Mapping[str, Any], show: Mapping[str, Any]) -> ToolBackup:

@@ -107,6 +107,16 @@ def _name(tli: str, number: int, per_log: int) -> str:
     return f"{tli}{number // per_log:08X}{number % per_log:08X}"
 
 
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def first_named(root: Path, pattern: str, segment: str) -> Path | None:
+    """The file under ``root`` (matching ``pattern``) whose name starts with ``segment``."""
+    found = sorted(p for p in root.glob(pattern) if p.name.startswith(segment))
+    return found[0] if found else None
+
+
 def segments_in(names: Sequence[str]) -> tuple[str, ...]:
     """The WAL segment names among file names (``.gz`` or ``-checksum`` suffixes dropped)."""
     out = {m.group(1) for m in map(SEGMENT.match, names) if m}
@@ -147,6 +157,12 @@ class BackupTool(Protocol):
 
     def expire(self, keep_full: int) -> list[str]:
         """Apply a retention of ``keep_full`` full backups; returns the ids removed."""
+
+    def backup_files(self, backup: ToolBackup) -> list[Path]:
+        """The files that hold ``backup`` in the repository (for audits and fault drills)."""
+
+    def wal_path(self, segment: str) -> Path | None:
+        """Where the repository keeps an archived WAL segment (None if it does not)."""
 
     def restore(
         self,

@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_pgdr.backup.base import (
@@ -21,6 +22,8 @@ from pytest_pgdr.backup.base import (
     Runner,
     ToolBackup,
     ToolUnavailable,
+    files_under,
+    first_named,
     segments_in,
     tool_lines,
 )
@@ -178,6 +181,12 @@ class PgBackRest:
         if not archive.is_dir():
             return []
         return [p.name for p in archive.glob("*/*/*") if p.is_file()]
+
+    def backup_files(self, backup: ToolBackup) -> list[Path]:
+        return files_under(self.repo / "backup" / STANZA / backup.id / "pg_data")
+
+    def wal_path(self, segment: str) -> Path | None:
+        return first_named(self.repo / "archive" / STANZA, "*/*/*", segment)
 
     def verify(self, backup: ToolBackup | None = None) -> list[str]:
         """``pgbackrest verify``: every file's checksum, WAL continuity per archive."""

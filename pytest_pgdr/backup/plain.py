@@ -9,9 +9,10 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_pgdr.backup.base import BackupToolError, RepoInfo, ToolBackup, tool_lines
+from pytest_pgdr.backup.base import BackupToolError, RepoInfo, ToolBackup, files_under, tool_lines
 from pytest_pgdr.backup.restore import choose
 from pytest_pgdr.basics.errors import ConfigError
 from pytest_pgdr.cluster.recovery import RecoveryTarget
@@ -33,6 +34,8 @@ class Plain:
         self.topology = topology
         self.kinds: tuple[str, ...] = ("full", "incr") if topology.major >= 17 else ("full",)
         self._backups: dict[str, tuple[ToolBackup, Backup]] = {}
+        # a restore copies files unchecked: pg_verifybackup first, as a runbook would
+        self.verify_before_restore = True
 
     def version(self) -> str:
         return self.topology.inst.version
@@ -41,10 +44,19 @@ class Plain:
         return self.topology.archive_settings()
 
     def attach(self, node: Node) -> None:
-        if node.conf.get("archive_command") == self.topology.archive.archive_command():
+        """archive_command into the topology's archive (and, from PostgreSQL 17 on, WAL
+        summaries, which incremental backups need)."""
+        wanted = self.wal_settings(node)
+        if self.topology.major >= 17:
+            wanted["summarize_wal"] = True
+        if all(node.conf.get(key) == value for key, value in wanted.items()):
             return
-        node.conf.update(self.wal_settings(node))
-        node.restart()
+        was_on = node.conf.get("archive_mode") == "on"
+        node.conf.update(wanted)
+        if was_on and node.is_running():
+            node.reload()
+        else:
+            node.restart()
 
     def wait_archived(self, node: Node, timeout: float | None = None) -> str:
         return self.topology.wait_archived(node, timeout=timeout)
@@ -83,7 +95,7 @@ class Plain:
             self.name, tuple(b for b, _ in self._backups.values()), tuple(archive.segments())
         )
 
-    def verify(self, backup: ToolBackup | None = None) -> list[str]:
+    def verify(self, backup: ToolBackup | None = None, wal: bool = True) -> list[str]:
         """``pg_verifybackup`` on each backup (or one); the archive's continuity."""
         chosen = [self._backups[backup.id]] if backup else list(self._backups.values())
         out: list[str] = []
@@ -99,7 +111,7 @@ class Plain:
                     log_name="pg_verifybackup output",
                 )
             out += proc.stdout.splitlines()
-        gaps = self.info().gaps()
+        gaps = self.info().gaps() if wal else []
         if gaps:
             raise BackupToolError(
                 "The WAL archive has a gap",
@@ -117,6 +129,13 @@ class Plain:
         for bid in removed:
             shutil.rmtree(self._backups.pop(bid)[1].path, ignore_errors=True)
         return removed
+
+    def backup_files(self, backup: ToolBackup) -> list[Path]:
+        return files_under(self._backups[backup.id][1].path)
+
+    def wal_path(self, segment: str) -> Path | None:
+        path = self.topology.archive.wal / segment
+        return path if path.is_file() else None
 
     def _chain(self, made: ToolBackup) -> list[Backup]:
         chain = [self._backups[made.id][1]]
@@ -158,7 +177,10 @@ class Plain:
                 "the plain member copies whole data directories",
                 "Check tool.capabilities for 'delta' before asking for one",
             )
-        raw = self._raw(backup)
+        made = choose(self.info(), backup)
+        if self.verify_before_restore:
+            self.verify(made, wal=False)
+        raw = self._raw(made)
         if stopwatch is not None:
             stopwatch.lap("fetch")
         node = self.topology.restore(

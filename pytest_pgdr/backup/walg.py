@@ -12,6 +12,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_pgdr.backup.base import (
@@ -20,6 +21,8 @@ from pytest_pgdr.backup.base import (
     Runner,
     ToolBackup,
     ToolUnavailable,
+    files_under,
+    first_named,
     segments_in,
     tool_lines,
 )
@@ -120,6 +123,12 @@ class WalG:
         wal_dir = self.store / "wal_005"
         names = [p.name for p in wal_dir.iterdir()] if wal_dir.is_dir() else []
         return RepoInfo(self.name, tuple(map(parse_backup, rows)), segments_in(names))
+
+    def backup_files(self, backup: ToolBackup) -> list[Path]:
+        return files_under(self.store / "basebackups_005" / backup.id)
+
+    def wal_path(self, segment: str) -> Path | None:
+        return first_named(self.store / "wal_005", "*", segment)
 
     def verify(self, backup: ToolBackup | None = None) -> list[str]:
         """``wal-verify integrity timeline``: WAL gaps only (WAL-G has no backup checksum

@@ -1,0 +1,113 @@
+"""The runbook's disasters undone through each tool's own restore (Lab 14 steps 3 and 5).
+
+An accidental DELETE undone by PITR to just before the deleting transaction; a delta restore
+over the stopped primary where the tool can (only changed files rewritten); a backup taken
+from a standby; and a restore after a switchover that must follow the new timeline.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_pgdr import Measurement, RecoveryTarget, Topology, assert_same, fingerprint
+from pytest_pgdr.backup import BackupTool
+
+from . import backup_tool_common as common
+from .backup_tool_common import INSPECT, TABLE, ids, insert_rows, tool_primary
+
+pytestmark = pytest.mark.pgdr
+pgdr_backup_tool = common.pgdr_backup_tool  # the fixture: one run per tool
+
+DELETE = "WITH gone AS (DELETE FROM pitr_rows WHERE id > 100) SELECT pg_current_xact_id()::text"
+
+
+def test_accidental_delete_undone_by_the_tools_pitr(
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+) -> None:
+    tool = pgdr_backup_tool
+    primary = tool_primary(pgdr, tool)
+    primary.query(TABLE)
+    insert_rows(primary, 1, 2000)
+    backup = tool.backup(primary)
+    insert_rows(primary, 2001, 3000)
+    before = fingerprint(primary)
+    xid = primary.scalar(DELETE)
+    insert_rows(primary, 3001, 3010)  # written after the disaster: lost by design (RPO)
+    tool.wait_archived(primary)
+
+    rto = pgdr_measure.declare_disaster()
+    node = tool.restore(backup, RecoveryTarget.xid(xid, inclusive=False), stopwatch=rto)
+    assert_same(before, fingerprint(node), f"{tool.name}: rows before the DELETE")
+    rto.stop("verify")
+    assert node.log.grep(f"recovery stopping before commit of transaction {xid}")
+    pgdr_measure.record_rpo(lost_commits=1)
+
+
+def test_delta_restore_over_the_stopped_primary(
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+) -> None:
+    tool = pgdr_backup_tool
+    if "delta" not in tool.capabilities:
+        pytest.skip(f"{tool.name} {tool.version()} has no delta restore")
+    primary = tool_primary(pgdr, tool)
+    primary.query(TABLE)
+    insert_rows(primary, 1, 5000)
+    backup = tool.backup(primary)
+    primary.scalar("SELECT pg_create_restore_point('before_delete')")
+    primary.scalar(DELETE)
+    tool.wait_archived(primary)
+    primary.stop()
+
+    rto = pgdr_measure.declare_disaster()
+    node = tool.restore(backup, RecoveryTarget.name("before_delete"), delta=primary, stopwatch=rto)
+    assert node is primary
+    assert ids(primary) == (5000, 1, 5000)
+    rto.stop("verify")
+    assert primary.timeline() == 2
+    insert_rows(primary, 5001, 5001)
+
+
+def test_backup_from_a_standby_restores(
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+) -> None:
+    tool = pgdr_backup_tool
+    if "standby_backup" not in tool.capabilities:
+        pytest.skip(f"{tool.name} {tool.version()} takes no backup from a standby here")
+    primary = tool_primary(pgdr, tool)
+    primary.query(TABLE)
+    insert_rows(primary, 1, 1000)
+    standby = pgdr.replica(primary)
+    pgdr.wait_caught_up(primary, standby)
+    backup = tool.backup(primary, standby=standby)
+    insert_rows(primary, 1001, 1500)
+    tool.wait_archived(primary)
+
+    rto = pgdr_measure.declare_disaster()
+    node = tool.restore(backup, settings=INSPECT, stopwatch=rto)
+    assert ids(node) == (1500, 1, 1500)
+    rto.stop("verify")
+
+
+def test_restore_after_a_switchover_follows_the_new_timeline(
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+) -> None:
+    tool = pgdr_backup_tool
+    old = tool_primary(pgdr, tool)
+    old.query(TABLE)
+    insert_rows(old, 1, 1000)
+    backup = tool.backup(old)
+    standby = pgdr.replica(old)
+    insert_rows(old, 1001, 2000)
+    pgdr.wait_caught_up(old, standby)
+    old.stop()
+    pgdr.promote(standby)
+    tool.attach(standby)  # the new primary archives through the tool, on timeline 2
+    insert_rows(standby, 2001, 3000)
+    tool.wait_archived(standby)
+    assert standby.timeline() == 2
+
+    rto = pgdr_measure.declare_disaster()
+    node = tool.restore(backup, settings=INSPECT, stopwatch=rto)
+    assert ids(node) == (3000, 1, 3000), f"{tool.name} must replay timeline 2 too"
+    rto.stop("verify")
+    assert node.timeline() >= 2
