@@ -55,9 +55,7 @@ class Topology(Replicas, PointInTime):
         copy_datadir(template, node.datadir)
         set_system_identifier(node.datadir, new_system_identifier())
         if wal_limit is not None:
-            from pytest_pgdr.drill.faults import limit_wal  # TRANSITIONAL
-
-            limit_wal(node, wal_limit)
+            self.host.limit_wal(node.name, node.datadir, wal_limit)
         if archive:
             node.conf.update(self.archive_settings())
         node.conf.update(settings or {})
@@ -102,7 +100,7 @@ class Topology(Replicas, PointInTime):
                 self.host.signal(node.proc, signal.SIGQUIT)
         for node in self.nodes.values():
             if node.proc is not None:
-                _reap_transitional(self.host, node.proc)
+                self.host.reap(node.proc)
             self.host.run_dir.release_port(node.port)
         self.host.close()
         if keep_to is not None:
@@ -117,29 +115,3 @@ class Topology(Replicas, PointInTime):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _reap_transitional(host: Any, proc: Any) -> None:  # TRANSITIONAL until hosts have reap()
-    import os
-    import subprocess
-
-    from pytest_pgdr.hosts.runtime import child_pids
-
-    if hasattr(host, "reap"):
-        host.reap(proc)
-        return
-    try:
-        proc.wait(timeout=0.5)
-        return
-    except subprocess.TimeoutExpired:
-        if not isinstance(proc, subprocess.Popen):
-            host.kill_group(proc)
-            return
-        for child in child_pids(proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(child, signal.SIGQUIT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        host.kill_group(proc)
-        proc.wait()
