@@ -96,12 +96,14 @@ def test_restore_after_a_switchover_follows_the_new_timeline(
     old.query(TABLE)
     insert_rows(old, 1, 1000)
     backup = tool.backup(old)
-    standby = pgdr.replica(old)
+    standby = pgdr.replica(old, start=False)
+    standby.conf.update(tool.wal_settings(standby))  # archives through the tool once promoted
+    standby.start()
     insert_rows(old, 1001, 2000)
     pgdr.wait_caught_up(old, standby)
     old.stop()
     pgdr.promote(standby)
-    tool.attach(standby)  # the new primary archives through the tool, on timeline 2
+    tool.attach(standby)  # the tool now backs up and checks the new primary
     insert_rows(standby, 2001, 3000)
     tool.wait_archived(standby)
     assert standby.timeline() == 2

@@ -60,7 +60,7 @@ class Barman:
     """The :class:`~pytest_pgdr.backup.base.BackupTool` for Barman."""
 
     name = "barman"
-    kinds = ("full",)
+    kinds: tuple[str, ...] = ("full",)
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, topology: Topology, program: str | None = None) -> None:

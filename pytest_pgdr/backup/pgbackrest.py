@@ -58,8 +58,8 @@ class PgBackRest:
     """The :class:`~pytest_pgdr.backup.base.BackupTool` for pgBackRest."""
 
     name = "pgbackrest"
-    kinds = ("full", "diff", "incr")
-    capabilities = frozenset({"delta", "standby_backup"})
+    kinds: tuple[str, ...] = ("full", "diff", "incr")
+    capabilities: frozenset[str] = frozenset({"delta", "standby_backup"})
 
     def __init__(self, topology: Topology, program: str | None = None) -> None:
         found = program or find_program()

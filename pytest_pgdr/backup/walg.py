@@ -51,7 +51,7 @@ class WalG:
     """The :class:`~pytest_pgdr.backup.base.BackupTool` for WAL-G with file storage."""
 
     name = "walg"
-    kinds = ("full", "incr")  # incr: a delta backup (WALG_DELTA_MAX_STEPS)
+    kinds: tuple[str, ...] = ("full", "incr")  # incr: a delta backup (WALG_DELTA_MAX_STEPS)
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, topology: Topology, program: str | None = None) -> None:
