@@ -115,9 +115,20 @@ class HarnessSession:
 
             root.mkdir(mode=0o711)
             host = DockerHost(
-                image_user(inst.image), self.run, inst.image, root, f"{self._count}{slug[:12]}"
+                image_user(inst.image, self.user),
+                self.run,
+                inst.image,
+                root,
+                f"{self._count}{slug[:12]}",
             )
-        return Topology(inst, host, root, self.cache, fsync=self.settings.fsync)
+        return Topology(
+            inst,
+            host,
+            root,
+            self.cache,
+            fsync=self.settings.fsync,
+            settings=self.settings.server_settings_map(),
+        )
 
     def keep_path(self, label: str) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]

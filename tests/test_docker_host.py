@@ -207,7 +207,8 @@ def test_image_installation(image: str, major: int) -> None:
     with pytest.raises(MissingBinaryError):
         inst.tool("no_such_program")
     user = image_user(image)
-    assert (user.uid, user.gid) == (100, 102) and not user.is_current
+    label = docker_client().images.get(PG15).labels["org.pytest-pgdr.postgres-uid"]
+    assert (user.uid, user.gid) == (int(label), int(label)) and not user.is_current
 
 
 # client programs ------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_run_in_toolbox_with_stdin_stderr_and_exit_code(host: DockerHost) -> Non
     assert time.monotonic() - started < 5
     lines = proc.stdout.splitlines()
     assert lines[:20000] == ["hello"] * 20000
-    assert lines[20000:] == [f"{host.root} C", "100"]
+    assert lines[20000:] == [f"{host.root} C", str(host.user.uid)]
     assert (proc.stderr, proc.returncode) == ("oops\n", 3)
 
 

@@ -87,3 +87,11 @@ def resolve_os_user(setting: str = "auto") -> OsUser:
         f"pytest runs as root and none of {', '.join(AUTO_CANDIDATES)} exists",
         "Create one (e.g. 'useradd postgres') or name one with --pgdr-os-user",
     )
+
+
+def host_account(uid: int) -> str | None:
+    """The name of this machine's account with ``uid``, or None."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pytest_pgdr.basics.errors import MissingBinaryError
 from pytest_pgdr.hosts.docker.engine import DockerError, _ignore_missing, _short, docker_client
 from pytest_pgdr.hosts.docker.labels import LABEL_BINDIR, LABEL_ROLE, owner_labels
 from pytest_pgdr.hosts.install import MIN_MAJOR, SERVER_PROGRAMS, Installation
-from pytest_pgdr.hosts.osuser import OsUser
+from pytest_pgdr.hosts.osuser import OsUser, host_account
 
 PROBE_TIMEOUT = 60.0
 BUILD_HINT = (
@@ -118,14 +119,32 @@ def _run_throwaway(image_id: str, argv: list[str]) -> str:
         _ignore_missing(lambda: container.remove(force=True))
 
 
-def image_user(image: str) -> OsUser:
-    """The image's ``postgres`` user, to run containers as and to own the bind-mounted files."""
+def image_user(image: str, harness: OsUser | None = None) -> OsUser:
+    """The image's ``postgres`` user, to run containers as and to own the bind-mounted files.
+
+    Refused when its uid is an account of this machine other than ``harness`` (the server
+    user of the local backend) or this process's own: that account would own the data
+    directories, the password file and the trusted sockets.
+    """
     facts = probe_image(image)
     if facts.uid is None or facts.gid is None or facts.uid == 0:
         raise MissingBinaryError(
             f"The Docker image {image!r} has no unprivileged 'postgres' user",
             "servers run as the image's postgres uid:gid (PostgreSQL refuses root)",
             "Use an image with a postgres user (the official postgres:N images have one)",
+        )
+    account = host_account(facts.uid)
+    own = {os.geteuid(), *([harness.uid] if harness is not None else [])}
+    if account is not None and facts.uid not in own:
+        raise MissingBinaryError(
+            f"The Docker image {image!r} runs PostgreSQL as uid {facts.uid}, which on this"
+            f" machine is the account {account!r}",
+            "the files its containers share with this machine (data directories, the password"
+            " file, sockets trusted without a password) would belong to that account, which"
+            " could then read them and connect as superuser",
+            "Rebuild the pytest-pgdr images, which pick a uid unused here"
+            " ('python -m pytest_pgdr.images build --force'), or use an image whose postgres"
+            " uid is no account on this machine",
         )
     return OsUser(name="postgres(image)", uid=facts.uid, gid=facts.gid)
 

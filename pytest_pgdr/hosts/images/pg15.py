@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_pgdr.hosts.images.account import choose_ids, move_postgres_account
 from pytest_pgdr.hosts.images.dockercli import _tail
 from pytest_pgdr.hosts.images.mirror import _read, apt_mirror
 from pytest_pgdr.hosts.images.specs import (
@@ -17,6 +18,7 @@ from pytest_pgdr.hosts.images.specs import (
     DEBOOTSTRAP_INCLUDE,
     LABEL_BINDIR,
     LABEL_PG_MAJOR,
+    LABEL_POSTGRES_UID,
     PG15_BINDIR,
     PG15_IMAGE,
     PG_BINARIES,
@@ -79,13 +81,14 @@ def debootstrap_command(debootstrap: str, rootfs: Path, mirror: str) -> list[str
     ]
 
 
-def pg15_import_changes() -> list[str]:
+def pg15_import_changes(uid: int | None = None) -> list[str]:
     """Dockerfile instructions given to `docker import --change`."""
     return [
         f"ENV PATH={PG15_BINDIR}:{SYSTEM_PATH}",
         "ENV LANG=C.UTF-8",
         f"LABEL {LABEL_PG_MAJOR}=15",
         f"LABEL {LABEL_BINDIR}={PG15_BINDIR}",
+        *([f"LABEL {LABEL_POSTGRES_UID}={uid}"] if uid is not None else []),
         'CMD ["/bin/sh"]',
     ]
 
@@ -186,6 +189,21 @@ def _docker_import(rootfs: Path, tag: str, changes: Sequence[str]) -> None:
         )
 
 
+def _own_postgres_account(rootfs: Path, log: Log) -> int:
+    """Move the image's postgres account to a uid/gid no account here has; the uid."""
+    try:
+        uid, gid = choose_ids(rootfs)
+    except LookupError as exc:
+        raise ImageBuildError(
+            f"cannot build {PG15_IMAGE}: {exc} (every one is an account or group on this "
+            "machine or in the image). Free one of them, or change FIRST_ID in "
+            "pytest_pgdr/hosts/images/account.py."
+        ) from None
+    old_uid, old_gid = move_postgres_account(rootfs, uid, gid)
+    log(f"postgres account: uid {old_uid} -> {uid}, gid {old_gid} -> {gid} (unused here)")
+    return uid
+
+
 def build_pg15(log: Log = print) -> None:
     """debootstrap a bookworm minbase with postgresql-15 and import it."""
     mirror = apt_mirror()
@@ -203,8 +221,9 @@ def build_pg15(log: Log = print) -> None:
                 f"the debootstrapped root file system lacks {', '.join(missing)}; "
                 f"cannot build {PG15_IMAGE}. See {log_path}."
             )
+        uid = _own_postgres_account(rootfs, log)
         _trim_rootfs(rootfs)
         log(f"docker import -> {PG15_IMAGE}")
-        _docker_import(rootfs, PG15_IMAGE, pg15_import_changes())
+        _docker_import(rootfs, PG15_IMAGE, pg15_import_changes(uid))
     finally:
         _safe_rmtree(workdir, log)

