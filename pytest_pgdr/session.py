@@ -59,6 +59,12 @@ def resolve_installations(settings: Settings) -> list[Installation | None]:
     return out
 
 
+def _sweep_docker() -> list[str]:
+    from pytest_pgdr.hosts.docker import sweep_docker_leftovers
+
+    return sweep_docker_leftovers()
+
+
 class HarnessSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -69,6 +75,7 @@ class HarnessSession:
         self.base = settings.base_dir()
         self.cache = private_dir(settings.cache_path())
         self.swept = sweep_orphans(self.base)
+        self.swept_docker = _sweep_docker()  # a dead run's containers, whatever this run's backend
         self.run = RunDir(self.base)
         start_watchdog(self.run)
         self.host = LocalHost(self.user, self.run)

@@ -9,6 +9,7 @@ from pytest_pgdr.hosts.docker.engine import (
     PING_TIMEOUT,
     DockerError,
     docker_client,
+    docker_configured,
     docker_host_text,
     docker_status,
 )
@@ -26,6 +27,7 @@ from pytest_pgdr.hosts.docker.labels import (
     is_orphaned,
     owner_labels,
     remove_run_containers,
+    sweep_docker_leftovers,
     sweep_docker_orphans,
 )
 from pytest_pgdr.hosts.docker.probe import (
@@ -76,6 +78,7 @@ __all__ = [
     "WalLimit",
     "container_of",
     "docker_client",
+    "docker_configured",
     "docker_host_text",
     "docker_status",
     "image_installation",
@@ -84,5 +87,6 @@ __all__ = [
     "owner_labels",
     "probe_image",
     "remove_run_containers",
+    "sweep_docker_leftovers",
     "sweep_docker_orphans",
 ]

@@ -36,6 +36,13 @@ def _ping_client() -> Any:
     return client
 
 
+def docker_configured() -> bool:
+    """Whether a Docker engine may be here at all (cheap: no import, no connection)."""
+    if os.environ.get("DOCKER_HOST"):
+        return True
+    return os.path.exists(DEFAULT_SOCKET.removeprefix("unix://"))
+
+
 def docker_status() -> tuple[bool, str]:
     """Whether a Docker engine answers (within ~2 s), with a reason naming what was tried."""
     try:

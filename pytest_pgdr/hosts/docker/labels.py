@@ -14,7 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pytest_pgdr.hosts.docker.engine import _ignore_missing, docker_client, docker_status
+from pytest_pgdr.hosts.docker.engine import (
+    _ignore_missing,
+    docker_client,
+    docker_configured,
+    docker_status,
+)
 from pytest_pgdr.hosts.procs import process_start_ticks
 from pytest_pgdr.hosts.rundir import RunDir
 from pytest_pgdr.hosts.sweep import owner_alive
@@ -91,6 +96,17 @@ def _labelled(selector: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return api.containers(all=True, filters=flt), api.networks(filters=flt)
 
 
+def sweep_docker_leftovers() -> list[str]:
+    """:func:`sweep_docker_orphans` for a run of any backend: nothing (and no delay) when no
+    Docker engine is configured here, and never an error (the run may not need Docker)."""
+    if not docker_configured():
+        return []
+    try:
+        return sweep_docker_orphans()
+    except Exception:
+        return []
+
+
 def sweep_docker_orphans() -> list[str]:
     """Remove the containers and networks of pytest-pgdr runs whose owner is gone.
 
@@ -110,11 +126,23 @@ def sweep_docker_orphans() -> list[str]:
     )
 
 
+def _probes_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The image-probe containers of the process that owns ``run_dir`` (they carry no run)."""
+    try:
+        pid, ticks = (run_dir / "owner").read_text().split()
+    except (OSError, ValueError):
+        return []
+    selector = [f"{LABEL_OWNER}={pid}", f"{LABEL_OWNER_START}={ticks}", f"{LABEL_ROLE}=probe"]
+    return list(docker_client().api.containers(all=True, filters={"label": selector}))
+
+
 def remove_run_containers(run_dir: Path) -> list[str]:
-    """Remove every container and network of one run directory (its owner being gone)."""
+    """Remove every container, network and volume of one run directory (its owner being
+    gone), and its owner's image-probe containers."""
     if not docker_status()[0]:
         return []
     containers, networks = _labelled(f"{LABEL_RUNDIR}={run_dir}")
+    containers += [p for p in _probes_of(run_dir) if p["Id"] not in {c["Id"] for c in containers}]
     volumes = [v["Name"] for v in _labelled_volumes(f"{LABEL_RUNDIR}={run_dir}")]
     _remove_all([c["Id"] for c in containers], [n["Id"] for n in networks], volumes)
     return [c["Names"][0].lstrip("/") for c in containers] + [n["Name"] for n in networks] + volumes
