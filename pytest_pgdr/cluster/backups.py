@@ -3,6 +3,7 @@ waits that the archive has what a restore needs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from pytest_pgdr.cluster.credentials import REPLICATION_USER
 from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn
 from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.pgcontrol import system_identifier
+from pytest_pgdr.cluster.recovery import parse_time
 from pytest_pgdr.cluster.template import copy_datadir
 from pytest_pgdr.cluster.topology_base import TopologyBase
 
@@ -56,6 +58,7 @@ class Backups(TopologyBase):
         if incremental is not None:
             self.require(17, "Incremental backup")
             args.append(f"--incremental={incremental.manifest}")
+        requested = node.scalar("SELECT clock_timestamp()")  # the backup starts after this
         node.run_tool("pg_basebackup", *args, *extra_args)
         info = Backup(
             path=path,
@@ -66,6 +69,7 @@ class Backups(TopologyBase):
             system_identifier=node.system_identifier(),
             incremental_of=incremental.label if incremental else None,
         )
+        info.extra["requested_at"] = requested.isoformat()
         _read_backup_label(info)
         return info
 
@@ -195,3 +199,21 @@ def _read_backup_label(info: Backup) -> None:
     info.start_lsn = match.group(1) if match else ""
     match = re.search(r"START TIMELINE: (\d+)", text)
     info.timeline = int(match.group(1)) if match else 1
+    match = re.search(r"START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)", text)
+    if match:
+        info.extra["start_segment"] = match.group(1)
+    match = re.search(r"START TIME: (.+)", text)
+    if match:
+        info.extra["start_time"] = match.group(1).strip()
+
+
+def backup_started_after(backup: Backup) -> dt.datetime | None:
+    """A moment the backup certainly started after: the server's clock when it was asked
+    for, or the (whole-second) START TIME of its backup_label, whichever is later."""
+    times = [
+        parse_time(backup.extra[key])
+        for key in ("requested_at", "start_time")
+        if backup.extra.get(key)
+    ]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None

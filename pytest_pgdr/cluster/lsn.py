@@ -60,3 +60,28 @@ def unreplayed_segments(
         for name in segments
         if name.startswith(prefix) and segment_number(name, segment_size) >= first_unread
     )
+
+
+def segment_name(timeline: str, number: int, segment_size: int) -> str:
+    """The WAL file name of segment ``number`` on ``timeline`` (8 hex digits)."""
+    per_id = 0x1_0000_0000 // segment_size
+    return f"{timeline}{number // per_id:08X}{number % per_id:08X}"
+
+
+def archive_gaps(segments: list[str], first: str, segment_size: int) -> list[str]:
+    """The segments an archive lacks from ``first`` to the last one it holds, on any timeline
+    (each named on the timeline of the segment before it): replay cannot cross one."""
+    by_number: dict[int, str] = {}
+    for name in sorted(segments):
+        by_number[segment_number(name, segment_size)] = name  # the newest timeline wins
+    start = segment_number(first, segment_size)
+    later = [n for n in by_number if n >= start]
+    if not later:
+        return []
+    missing, timeline = [], first[:8]
+    for number in range(start, max(later) + 1):
+        if number in by_number:
+            timeline = by_number[number][:8]
+        else:
+            missing.append(segment_name(timeline, number, segment_size))
+    return missing

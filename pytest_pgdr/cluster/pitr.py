@@ -11,8 +11,8 @@ from pytest_pgdr.basics.clock import Stopwatch
 from pytest_pgdr.basics.errors import RecoveryError
 from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.cluster.archive import Backup
-from pytest_pgdr.cluster.backups import Backups
-from pytest_pgdr.cluster.lsn import history_parent, unreplayed_segments
+from pytest_pgdr.cluster.backups import Backups, backup_started_after
+from pytest_pgdr.cluster.lsn import Lsn, archive_gaps, history_parent, unreplayed_segments
 from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.recovery import RecoveryTarget
 
@@ -47,6 +47,7 @@ class PointInTime(Backups):
         "restore base backup", "replay WAL" and, when promoting, "promote".
         """
         target = target or RecoveryTarget.latest()
+        _refuse_target_before_backup(backup, target)
         node = self._new_node(self._name("restore", name))
         self._materialize(backup, node)
         for stale in ("postmaster.pid", "standby.signal"):
@@ -140,15 +141,75 @@ class PointInTime(Backups):
     def _recovery_exit(self, node: Node, target: RecoveryTarget, text: str, offset: int) -> bool:
         if target.action == "shutdown" and "shutdown at recovery target" in text:
             return True
+        why = _why_recovery_failed(text)
+        if "recovery ended before configured recovery target" in text:
+            why = self._archive_gap(node) or why
+        if "before consistent recovery point" in text and target.kind == "lsn":
+            start = self._backup_start_lsn(node)
+            if start is not None and Lsn.parse(target.value) < start:
+                why = (
+                    f"the target LSN {target.value} lies before the backup, which starts at {start}"
+                )
         raise RecoveryError(
             f"Recovery of {node.name} to {target.describe()} failed: the server exited"
             f" (code {node.exit_code()})",
-            _why_recovery_failed(text),
+            why,
             "Check the recovery target against the archive and the backup; the server's own"
             " messages are below",
             log_lines=node.log.important(offset),
             log_name=str(node.log.path),
         )
+
+    def _archive_gap(self, node: Node) -> str | None:
+        """Why recovery ran out of WAL, when the archive has a hole before its last segment."""
+        first = _label_value(node, r"START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)")
+        segments = self.archive.segments()
+        if first is None or not segments:
+            return None
+        size = (self.archive.wal / segments[-1]).stat().st_size
+        missing = archive_gaps(segments, first, size)
+        if not missing:
+            return None
+        named = missing[0] if len(missing) == 1 else f"{missing[0]} (and {len(missing) - 1} more)"
+        return (
+            f"the archive has a gap: WAL segment {named} is missing while later segments (up"
+            f" to {segments[-1]}) are there, and replay cannot cross a missing segment, so it"
+            " ended there, before the target; restore the segment into the archive (or restore"
+            " a base backup taken after it)"
+        )
+
+    @staticmethod
+    def _backup_start_lsn(node: Node) -> Lsn | None:
+        text = _label_value(node, r"START WAL LOCATION: (\S+)")
+        return Lsn.parse(text) if text else None
+
+
+def _label_value(node: Node, pattern: str) -> str | None:
+    """A value from the restored backup_label (renamed backup_label.old once recovery began)."""
+    for name in ("backup_label", "backup_label.old"):
+        path = node.datadir / name
+        if path.exists():
+            match = re.search(pattern, path.read_text(errors="replace"))
+            if match:
+                return match.group(1)
+    return None
+
+
+def _refuse_target_before_backup(backup: Backup, target: RecoveryTarget) -> None:
+    """A backup only rolls forward: a target time before it would stop at the first commit
+    after it, and promote with the backup's data, without a word. Refuse it up front."""
+    when = target.time_value
+    started = backup_started_after(backup)
+    if when is None or started is None or when >= started:
+        return
+    raise RecoveryError(
+        f"The recovery target time {target.value} lies before base backup {backup.label},"
+        f" which started at {started.isoformat()} or later",
+        "replaying WAL from a backup only moves forward from its start: PostgreSQL would stop"
+        " at the first commit after the backup and promote with the backup's data, not the"
+        " data of the target time",
+        "Restore an older base backup, one taken before the target time, or pick a later target",
+    )
 
 
 def _log_lines(node: Node, offset: int, extra: str, count: int = 15) -> list[str]:

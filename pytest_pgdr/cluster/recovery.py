@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from pytest_pgdr.basics.errors import ConfigError
 
 KINDS = ("immediate", "xid", "time", "name", "lsn", "latest")
 ACTIONS = ("promote", "pause", "shutdown")
+LSN_FORM = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+NAME_MAX_BYTES = 63  # MAXFNAMELEN - 1: PostgreSQL's limit for a restore point name
+FORMS = {
+    "xid": "a positive integer transaction id, e.g. 748 (SELECT pg_current_xact_id())",
+    "lsn": "a WAL location X/X in hexadecimal, e.g. 0/3000148 (SELECT pg_current_wal_lsn())",
+    "time": "a timestamp with a time zone, e.g. 2026-01-31 12:00:00.123+00 or a timezone-aware"
+    " datetime (SELECT now())",
+    "name": f"a restore point name: not empty, at most {NAME_MAX_BYTES} bytes"
+    " (SELECT pg_create_restore_point('before_release'))",
+}
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    """A recovery target time as an aware datetime; None when it has no time zone or cannot
+    be read (ISO 8601 with an offset, or PostgreSQL's output with a UTC/GMT/Z suffix)."""
+    text = text.strip()
+    text = re.sub(r"\s*(UTC|GMT|Z)$", "+00:00", text, flags=re.IGNORECASE)
+    text = re.sub(r"([+-]\d\d)$", r"\1:00", text)  # PostgreSQL's "+00" offset
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _valid(kind: str, value: str) -> bool:
+    if kind == "xid":
+        return value.isascii() and value.isdigit() and 0 < int(value) < 2**64
+    if kind == "lsn":
+        return LSN_FORM.match(value) is not None
+    if kind == "time":
+        return parse_time(value) is not None
+    if kind == "name":
+        return 0 < len(value.encode()) <= NAME_MAX_BYTES
+    return True
 
 
 @dataclass(frozen=True)
@@ -31,8 +67,18 @@ class RecoveryTarget:
                 f"Unknown recovery_target_action {self.action!r}",
                 f"valid actions: {', '.join(ACTIONS)}",
             )
-        if self.kind in ("xid", "time", "name", "lsn") and not self.value:
-            raise ConfigError(f"A recovery target of kind {self.kind!r} needs a value")
+        if self.kind in FORMS and not _valid(self.kind, self.value):
+            raise ConfigError(
+                f"Bad recovery target {self.kind} {self.value!r}",
+                f"the {self.kind} target takes {FORMS[self.kind]}",
+                "Pass a value of that form (PostgreSQL would refuse this one at startup, or"
+                " read it as something else)",
+            )
+
+    @property
+    def time_value(self) -> dt.datetime | None:
+        """The target time as an aware datetime (time targets only)."""
+        return parse_time(self.value) if self.kind == "time" else None
 
     @classmethod
     def immediate(cls, action: str = "promote") -> RecoveryTarget:

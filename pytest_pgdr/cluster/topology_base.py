@@ -47,6 +47,7 @@ class TopologyBase:
         self._archive: Archive | None = None
         self._counters: dict[str, int] = {}
         self._archive_at_start: dict[str, list[str]] = {}  # per "latest" restore
+        self._stream_from: dict[str, tuple[str, int]] = {}  # standby: (upstream, log offset)
 
     @property
     def major(self) -> int:
