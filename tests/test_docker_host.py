@@ -4,6 +4,7 @@ faults, and the reaping of what a killed run leaves behind."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -310,6 +311,22 @@ def _leftovers(selector: str) -> list[str]:
     return [c["Names"][0] for c in api.containers(all=True, filters=flt)] + [
         n["Name"] for n in api.networks(filters=flt)
     ]
+
+
+def test_reap_kills_a_container_that_ignores_sigquit(run: RunDir) -> None:
+    other = DockerHost(image_user(PG15), run, PG15, run.path / "3_reap", "reap")
+    try:
+        root = other.make_dir(other.root / "a")
+        proc = other.spawn_server(  # PID 1 without a handler ignores SIGQUIT
+            ["sh", "-c", "echo up; exec sleep 100", "sh", "-D", str(root / "data")], root / "log"
+        )
+        poll(lambda: (root / "log").exists() and "up" in (root / "log").read_text(), "up", 30)
+        other.signal(proc, signal.SIGQUIT)
+        other.reap(proc)
+        assert proc.poll() == -signal.SIGKILL
+    finally:
+        other.close()
+    assert _leftovers(f"{LABEL_HOST}={other.prefix}") == []
 
 
 def test_group_signal_and_close_removes_everything(run: RunDir) -> None:

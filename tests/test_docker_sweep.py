@@ -71,7 +71,7 @@ def _exists(kind: str, ident: str) -> bool:
 
 @pytest.fixture
 def leftovers(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """What a killed run left: a running container, a network and a volume of its (now
+    """What a killed run left: a paused container, a network and a volume of its (now
     removed) run directory, and a running probe container of the killed process."""
     client = docker_client()
     pid, ticks = _dead_owner()
@@ -91,6 +91,7 @@ def leftovers(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "network": client.networks.create(f"pgdr-test-{pid}-gone", labels=of_run),
         "volume": client.volumes.create(f"pgdr-test-{pid}-gone", labels=of_run),
     }
+    made["container"].pause()  # a frozen node: docker pause
     try:
         yield made
     finally:
