@@ -13,7 +13,7 @@ from pytest_pgdr.hosts.docker.engine import (
     docker_host_text,
     docker_status,
 )
-from pytest_pgdr.hosts.docker.host import SHM_SIZE, DockerHost, container_of
+from pytest_pgdr.hosts.docker.host import SHM_SIZE, DockerHost
 from pytest_pgdr.hosts.docker.labels import (
     LABEL_BINDIR,
     LABEL_HOST,
@@ -39,7 +39,7 @@ from pytest_pgdr.hosts.docker.probe import (
     image_user,
     probe_image,
 )
-from pytest_pgdr.hosts.docker.process import LONG_WAIT, SERVER_PORT, ContainerProcess
+from pytest_pgdr.hosts.docker.process import LONG_WAIT, SERVER_PORT, ContainerProcess, container_of
 from pytest_pgdr.hosts.docker.wal import (
     FULL_SLACK,
     WAL_FILLER,

@@ -16,7 +16,6 @@ outside, and the harness keeps reading postmaster.pid, logs and the archive loca
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 import signal
 import subprocess
@@ -43,8 +42,9 @@ from pytest_pgdr.hosts.docker.labels import (
     _remove_all,
     owner_labels,
 )
+from pytest_pgdr.hosts.docker.names import DOCKER_HBA, _node_name, _port_taken, _slug
 from pytest_pgdr.hosts.docker.probe import _image_attrs
-from pytest_pgdr.hosts.docker.process import SERVER_PORT, ContainerProcess
+from pytest_pgdr.hosts.docker.process import SERVER_PORT, ContainerProcess, container_of
 from pytest_pgdr.hosts.docker.toolbox import Toolbox
 from pytest_pgdr.hosts.docker.wal import WalLimit, WalLimits
 from pytest_pgdr.hosts.osuser import OsUser
@@ -54,30 +54,6 @@ from pytest_pgdr.hosts.sweep import RUN_PREFIX
 SHM_SIZE = "256m"
 REAP_GRACE = 0.5  # after SIGQUIT, before the container is killed whole
 KILL_WAIT = 30.0  # for Docker to report a killed container stopped
-
-
-def _port_taken(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "already allocated" in text or "address already in use" in text
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", text).strip("_.-")[:40] or "t"
-
-
-def _node_name(argv: Sequence[str], log_path: Path) -> str:
-    """The node's directory name: the parent of ``-D <datadir>``, else of the log file."""
-    args = list(argv)
-    if "-D" in args[:-1]:
-        return Path(args[args.index("-D") + 1]).parent.name
-    return log_path.parent.name
-
-
-def container_of(proc: ServerProcess) -> ContainerProcess:
-    """The container behind a server process this host started."""
-    if not isinstance(proc, ContainerProcess):
-        raise TypeError(f"{proc!r} is not a server started by a DockerHost")
-    return proc
 
 
 class DockerHost(LocalFiles, WalLimits):
@@ -251,16 +227,7 @@ class DockerHost(LocalFiles, WalLimits):
         return "*"
 
     def hba_lines(self) -> str:
-        return (
-            "# pytest-pgdr (docker): private sockets trusted, the topology network needs"
-            " a password\n"
-            "local   all             all                                     trust\n"
-            "local   replication     all                                     trust\n"
-            "host    all             all             127.0.0.1/32            scram-sha-256\n"
-            "host    replication     all             127.0.0.1/32            scram-sha-256\n"
-            "host    all             all             samenet                 scram-sha-256\n"
-            "host    replication     all             samenet                 scram-sha-256\n"
-        )
+        return DOCKER_HBA
 
     # signals and faults -----------------------------------------------------------------
     def signal(self, proc: ServerProcess, sig: int, group: bool = False) -> None:

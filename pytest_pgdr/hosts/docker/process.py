@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_pgdr.basics.errors import WaitTimeout
 from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.hosts.base import ServerProcess
 from pytest_pgdr.hosts.docker.engine import DockerError, _ignore_missing
 
 SERVER_PORT = 5432
@@ -87,3 +88,10 @@ class ContainerProcess:
                 )
             self._port = int(bindings[0]["HostPort"])
         return self._port
+
+
+def container_of(proc: ServerProcess) -> ContainerProcess:
+    """The container behind a server process this host started."""
+    if not isinstance(proc, ContainerProcess):
+        raise TypeError(f"{proc!r} is not a server started by a DockerHost")
+    return proc
