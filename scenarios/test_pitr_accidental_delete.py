@@ -1,8 +1,9 @@
 """Runbook: PITR after an accidental DELETE (Lab 14 step 5; guide "Performing PITR").
 
-primary with WAL archive -> base backup -> rows -> restore point -> more rows -> DELETE ->
-restore the base backup to the restore point and promote. Exactly the rows that existed at the
-restore point come back, on a new timeline, and the node accepts writes.
+primary with WAL archive and the team's database -> base backup -> writes -> restore point ->
+more writes -> DELETE of the victim table -> restore the base backup to the restore point and
+promote. Exactly the database as it was at the restore point comes back (every table, schema
+object and sequence), on a new timeline, and the node accepts writes.
 """
 
 from __future__ import annotations
@@ -10,42 +11,37 @@ from __future__ import annotations
 import pytest
 
 from pytest_pgdr import RecoveryTarget, assert_same, fingerprint
+from pytest_pgdr.drill.teamdata import accidental_delete, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
 
-def insert_employees(node, first: int, count: int) -> None:
-    node.query(
-        "INSERT INTO employees (full_name, dept, salary)"
-        " SELECT 'Employee ' || g, (ARRAY['IT','Finance','HR','Ops'])[mod(g, 4) + 1], 1000 + g"
-        " FROM generate_series(%s::int, %s::int) g",
-        [first, first + count - 1],
-    )
-
-
-def test_pitr_to_restore_point_after_accidental_delete(pgdr, pgdr_primary, pgdr_measure):
-    primary = pgdr_primary
+def test_pitr_to_restore_point_after_accidental_delete(pgdr, pgdr_primary, pgdr_data, pgdr_measure):
+    primary, db = pgdr_primary, pgdr_data.dbname
+    victim = pgdr_data.victim(primary)
+    ledger = ledger_table(primary, db)
     backup = pgdr.backup(primary)
 
-    insert_employees(primary, 1, 1000)
+    kept = app_write(primary, db, 20)  # after the backup: replayed from the archive
     primary.scalar("SELECT pg_create_restore_point('before_delete')")
-    expected = fingerprint(primary)
-    insert_employees(primary, 1001, 500)
-    primary.query("DELETE FROM employees WHERE dept = 'Finance'")
+    expected = fingerprint(primary, db)
+    lost = app_write(primary, db, 5)  # after the restore point: must not come back
+    accident = accidental_delete(primary, db, victim)
+    if accident.deleted == 0:
+        pytest.skip(f"the victim table {victim} is empty: deleting nothing is no disaster")
     pgdr.wait_archived(primary)
-    assert primary.scalar("SELECT count(*) FROM employees WHERE dept = 'Finance'") == 0
 
     rto = pgdr_measure.declare_disaster()
     restored = pgdr.restore(backup, RecoveryTarget.name("before_delete"), stopwatch=rto)
-    actual = fingerprint(restored)
+    actual = fingerprint(restored, db)
     rto.stop("verify")
     pgdr_measure.record_throughput(backup.size_bytes(), phase="restore base backup")
 
     assert_same(expected, actual, "data restored to 'before_delete'", sequences="at_least")
-    assert actual.rows("public.employees") == 1003
-    assert restored.scalar("SELECT count(*) FROM employees WHERE dept = 'Finance'") > 0
+    assert actual.rows(victim) == accident.deleted
+    ids = {r[0] for r in restored.query(f"SELECT id FROM {ledger}", dbname=db)}
+    assert set(kept) <= ids and not set(lost) & ids
     assert restored.log.grep(r'recovery stopping at restore point "before_delete"')
     assert restored.timeline() == primary.timeline() + 1
     pgdr.wait_history_archived(restored.timeline())
-    restored.query("INSERT INTO employees (full_name, dept, salary) VALUES ('After', 'IT', 1)")
-    assert restored.scalar("SELECT count(*) FROM employees") == 1004
+    assert app_write(restored, db, 1)[0] > max(kept)

@@ -167,15 +167,16 @@ def test_missing_wal_segment_fails_loudly(pgdr, pgdr_primary):
 
 
 def test_replica_streams_and_promotes(pgdr, pgdr_primary, pgdr_replica):
-    pgdr_primary.query("INSERT INTO employees (full_name, dept, salary) VALUES ('N', 'IT', 5)")
+    insert = "INSERT INTO employees (full_name, dept, salary) VALUES ('N', 'IT', 5)"
+    pgdr_primary.query(insert, dbname="app")
     pgdr.wait_caught_up(pgdr_primary, pgdr_replica)
     assert pgdr_replica.in_recovery()
-    assert pgdr_replica.scalar("SELECT count(*) FROM employees") == 4
+    assert pgdr_replica.scalar("SELECT count(*) FROM employees", dbname="app") == 1001
     pgdr_primary.crash()
     pgdr.promote(pgdr_replica)
     assert pgdr_replica.timeline() == 2
-    pgdr_replica.query("INSERT INTO employees (full_name, dept, salary) VALUES ('M', 'IT', 5)")
-    assert pgdr_replica.scalar("SELECT count(*) FROM employees") == 5
+    pgdr_replica.query(insert, dbname="app")
+    assert pgdr_replica.scalar("SELECT count(*) FROM employees", dbname="app") == 1002
 
 
 def test_a_refused_start_keeps_postgres_detail_and_hint(pgdr):

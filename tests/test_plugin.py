@@ -14,8 +14,8 @@ import pytest
 def test_marked_drill():
     pass
 
-def test_uses_primary(pgdr_primary):
-    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 3
+def test_uses_primary(pgdr_primary, pgdr_data):
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees", dbname=pgdr_data.dbname) == 1000
 
 def test_plain():
     pass
@@ -128,9 +128,10 @@ import pytest
 
 @pytest.mark.parametrize("i", range(4))
 def test_primary_and_replica(pgdr, pgdr_primary, pgdr_replica, i):
-    pgdr_primary.query("INSERT INTO employees (full_name, dept, salary) VALUES ('x', 'IT', 1)")
+    pgdr_primary.query("INSERT INTO employees (full_name, dept, salary) VALUES ('x', 'IT', 1)",
+                       dbname="app")
     pgdr.wait_caught_up(pgdr_primary, pgdr_replica)
-    assert pgdr_replica.scalar("SELECT count(*) FROM employees") == 4
+    assert pgdr_replica.scalar("SELECT count(*) FROM employees", dbname="app") == 1001
 """)
     result = pytester.runpytest_subprocess("--pgdr", "--pgdr-scenarios=none", "-n", "2")
     result.assert_outcomes(passed=4)
@@ -208,10 +209,10 @@ def test_scenarios_only_runs_just_the_builtin_drills(pytester: pytest.Pytester) 
 def test_keep_failed_keeps_data_and_logs_of_failed_drills_only(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
 def test_fails(pgdr_primary):
-    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 99
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees", dbname="app") == 99
 
 def test_passes(pgdr_primary):
-    assert pgdr_primary.scalar("SELECT count(*) FROM employees") == 3
+    assert pgdr_primary.scalar("SELECT count(*) FROM employees", dbname="app") == 1000
 """)
     result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "--pgdr-keep=failed")
     result.assert_outcomes(passed=1, failed=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -89,6 +90,38 @@ def _specs(name: str, text: str) -> tuple[str, ...]:
             "valid values: embedded, system, system:N, N, pg_config, a bin dir",
         )
     return specs
+
+
+def _lines(name: str, text: str) -> tuple[str, ...]:
+    """Several values, one a line (an ini list) or comma-separated on the command line."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(v.strip() for v in text.replace("\n", ",").split(",") if v.strip())
+
+
+def _server_settings(name: str, text: str) -> tuple[tuple[str, str], ...]:
+    """``name = value`` pairs, one a line or separated by ``;`` (values may hold commas)."""
+    pairs: list[tuple[str, str]] = []
+    for item in text.replace("\n", ";").split(";"):
+        if not item.strip() or item.strip().lower() == "none":
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z_][a-z0-9_.]*", key.strip()):
+            raise ConfigError(
+                f"Bad value {item.strip()!r} for {name}",
+                "each server setting is name = value (one a line in the ini file, or"
+                " separated by ';'), e.g. max_connections = 100; timezone = Asia/Kolkata",
+            )
+        pairs.append((key.strip(), value.strip().strip("'")))
+    return tuple(pairs)
+
+
+def _identifier(name: str, text: str) -> str:
+    if not re.fullmatch(r"[^\x00-\x1f]{1,63}", text.strip()):
+        raise ConfigError(
+            f"Bad value {text!r} for {name}", "a PostgreSQL name: 1 to 63 printable characters"
+        )
+    return text.strip()
 
 
 def _path(name: str, text: str) -> str:
@@ -196,6 +229,31 @@ OPTIONS = (
         "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them",
     ),
     Option(
+        "schema",
+        "none",
+        _lines,
+        "your database for the drills: SQL files, pg_dump archives or directories of"
+        " migrations, loaded in order (one a line in the ini file); none: the built-in dataset",
+        multiple=True,
+    ),
+    Option(
+        "server_settings",
+        "none",
+        _server_settings,
+        "server settings every node gets, as your servers have them: name = value, one a"
+        " line (or ';'-separated), e.g. max_connections = 100",
+        multiple=True,
+    ),
+    Option("database", "app", _identifier, "the database your data is loaded into"),
+    Option(
+        "victim",
+        "auto",
+        _identifier,
+        "the table the drills' accidents (DELETE, DROP TABLE) hit (auto: the largest table no"
+        " foreign key or view depends on)",
+    ),
+    Option("scale", "1", _positive_float, "size of the built-in dataset (1 = about 26,000 rows)"),
+    Option(
         "strict",
         "auto",
         _choice(STRICT),
@@ -225,12 +283,20 @@ class Settings:
     report: str | None = None
     html: str | None = None
     history: str | None = None
+    schema: tuple[str, ...] = ()
+    server_settings: tuple[tuple[str, str], ...] = ()
+    database: str = "app"
+    victim: str = "auto"
+    scale: float = 1.0
     strict: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def backends(self) -> tuple[str, ...]:
         return tuple(self.backend.split(","))
+
+    def server_settings_map(self) -> dict[str, object]:
+        return dict(self.server_settings)
 
     def specs(self) -> tuple[str, ...]:
         """What each drill is parametrized over: installations, and ``docker:IMAGE``s."""
@@ -299,7 +365,7 @@ def _given(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    return ",".join(value) if isinstance(value, list | tuple) else str(value)
+    return "\n".join(value) if isinstance(value, list | tuple) else str(value)
 
 
 def _pick(opt: Option, cli: Any, env: str | None, ini: Any) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from pytest_pgdr.basics.errors import RecoveryError, ServerStartError, ToolError
 from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT, poll, timeout_scale
@@ -205,14 +206,18 @@ class Node:
     def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
         """A libpq connection string (password left to ``PGPASSFILE``)."""
         user = user or self.credentials.superuser
-        return f"host={self.host.client_address} port={self.port} user={user} dbname={dbname}"
+        return make_conninfo(
+            host=self.host.client_address, port=self.port, user=user, dbname=dbname
+        )
 
     def peer_conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
         """How another server (not the test process) reaches this node."""
         user = user or self.credentials.superuser
-        return (
-            f"host={self.host.peer_address(self.name)}"
-            f" port={self.host.server_port(self.name, self.port)} user={user} dbname={dbname}"
+        return make_conninfo(
+            host=self.host.peer_address(self.name),
+            port=self.host.server_port(self.name, self.port),
+            user=user,
+            dbname=dbname,
         )
 
     def connect(

@@ -25,6 +25,7 @@ from pytest_pgdr.plugin.collector import KEY_COLLECTOR, RunCollector
 from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     pgdr,
     pgdr_archive,
+    pgdr_data,
     pgdr_dataset,
     pgdr_install,
     pgdr_measure,
@@ -72,6 +73,12 @@ def scenarios_dir() -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_pgdr.plugin import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_configure(config: pytest.Config) -> None:

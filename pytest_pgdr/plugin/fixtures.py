@@ -7,6 +7,7 @@ Each imports the drill core inside its body, so a run that never requests one (a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,20 +29,9 @@ if TYPE_CHECKING:
     from pytest_pgdr.cluster.topology import Topology
     from pytest_pgdr.drill.dataset import Dataset
     from pytest_pgdr.drill.measure import Measurement
+    from pytest_pgdr.drill.teamdata import TeamData
     from pytest_pgdr.hosts.install import Installation
     from pytest_pgdr.session import HarnessSession
-
-EMPLOYEES = """
-CREATE TABLE employees (
-    id serial PRIMARY KEY,
-    full_name text NOT NULL,
-    dept text NOT NULL,
-    salary numeric(10, 2) CHECK (salary > 0)
-);
-INSERT INTO employees (full_name, dept, salary) VALUES
-    ('Asha Singh', 'IT', 1200000), ('Rohit Verma', 'Finance', 950000),
-    ('Pooja Das', 'HR', 600000);
-"""
 
 
 @pytest.fixture(scope="session")
@@ -113,29 +103,55 @@ def pgdr_measure(request: pytest.FixtureRequest) -> Measurement:
 
 
 @pytest.fixture
-def pgdr_seed() -> Callable[[Node], None]:
-    """Loads the schema and data a drill protects. Override it to bring your own.
+def pgdr_data(request: pytest.FixtureRequest, pgdr_dataset: Dataset) -> TeamData:
+    """The database every drill protects: yours, from ``pgdr_schema`` files or a
+    ``pytest_pgdr_seed`` hook in any conftest.py, else the built-in dataset (``pgdr_dataset``).
 
-    The default is the runbook's ``employees`` table. The drills fingerprint every table, so
-    whatever your seed creates is verified after recovery too.
+    ``.dbname`` is its database, ``.load(node)`` fills a primary, ``.victim(node)`` names the
+    table the drills' accidents hit (``pgdr_victim``).
     """
+    from pytest_pgdr.basics.errors import PgdrError
+    from pytest_pgdr.drill.teamdata import choose_team_data
 
-    def seed(node: Node) -> None:
-        node.psql(EMPLOYEES)
+    config = request.config
+    settings = config.stash[KEY_SETTINGS]
+    caller = config.pluginmanager.hook.pytest_pgdr_seed
+    seed = None
+    if caller.get_hookimpls():
 
-    return seed
+        def seed(node: Node, dbname: str) -> object:
+            return caller(node=node, dbname=dbname)
+
+    schema = [str(_rooted(config, p)) for p in settings.schema]
+    try:
+        return choose_team_data(schema, seed, settings.database, settings.victim, pgdr_dataset)
+    except PgdrError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _rooted(config: pytest.Config, path: str) -> Path:
+    """Relative schema paths are read from the rootdir (where the ini file is)."""
+    return Path(path) if Path(path).is_absolute() else config.rootpath / path
 
 
 @pytest.fixture
-def pgdr_dataset() -> Dataset:
-    """The realistic dataset the logical-backup drills load (``Dataset(scale=1)``: ~26,000 rows).
+def pgdr_seed(pgdr_data: TeamData) -> Callable[[Node], None]:
+    """Loads what ``pgdr_primary`` holds: by default the database of ``pgdr_data``. Override
+    it in a conftest.py to load something else into the primary of your own drills (the
+    built-in drills use ``pgdr_data``, which reads the ini keys and the seed hook)."""
+    return pgdr_data.load
+
+
+@pytest.fixture
+def pgdr_dataset(request: pytest.FixtureRequest) -> Dataset:
+    """The built-in realistic dataset (``Dataset(scale=pgdr_scale)``: ~26,000 rows at 1).
 
     Override it in your conftest.py to drill on more data, e.g. ``return Dataset(scale=50)``;
     see :mod:`pytest_pgdr.drill.dataset`.
     """
     from pytest_pgdr.drill.dataset import Dataset
 
-    return Dataset()
+    return Dataset(scale=request.config.stash[KEY_SETTINGS].scale)
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def header_lines(
         f" built-in scenarios {settings.scenarios} ({src['scenarios']});"
         f" strict {'on' if settings.strict else 'off'} ({src['strict']})"
     ]
+    lines.append(data_line(settings))
     for spec, inst in zip(settings.specs(), installs, strict=False):
         if spec in absent or inst is None:
             why = absent.get(spec, "Docker is not reachable.")
@@ -99,3 +100,18 @@ def header_lines(
 
 def _budget_text(seconds: float | None) -> str:
     return "none" if seconds is None else format_duration(seconds)
+
+
+def data_line(settings: Settings) -> str:
+    """What the drills protect, in one header line."""
+    src = settings.sources
+    what = (
+        f"schema {', '.join(settings.schema)} ({src['schema']})"
+        if settings.schema
+        else f"built-in dataset at scale {settings.scale:g} unless a pytest_pgdr_seed hook loads"
+        " yours"
+    )
+    extra = ", ".join(f"{k}={v}" for k, v in settings.server_settings)
+    return f"pgdr: database {settings.database!r}: {what}; victim table {settings.victim}" + (
+        f"; server settings {extra}" if extra else ""
+    )

@@ -28,7 +28,9 @@ REPORT_KEY = "pgdr"
 # the attribute of every report of a drill that names its target (local/pg18, docker/pg15)
 TARGET_KEY = "pgdr_target"
 # fixtures that need a server: a test requesting one is a drill
-DRILL_FIXTURES = frozenset({"pgdr", "pgdr_archive", "pgdr_primary", "pgdr_replica", "pgdr_session"})
+DRILL_FIXTURES = frozenset(
+    {"pgdr", "pgdr_archive", "pgdr_data", "pgdr_primary", "pgdr_replica", "pgdr_session"}
+)
 OPT_IN = (
     "PostgreSQL DR drill: opt in with 'pytest --pgdr' (or pgdr_enabled = true in the ini"
     " file, or PGDR_ENABLED=1)"
