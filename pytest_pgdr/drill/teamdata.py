@@ -9,6 +9,7 @@ apart from the team's tables). :func:`choose_team_data` picks the member, once.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -29,8 +30,8 @@ MISSING_EXTENSION = re.compile(
     r' "[^"]*/([^"/]+)\.control"'
 )
 
-# The largest ordinary table (or partition) that no foreign key points at and no view reads:
-# an accident there can be undone without touching anything else.
+# The largest ordinary table that no foreign key points at and no view reads (a partition only
+# when there is no such table): an accident there can be undone without touching anything else.
 VICTIM_SQL = """
 SELECT format('%%I.%%I', n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -44,7 +45,7 @@ WHERE c.relkind = 'r' AND c.relpersistence = 'p'
                   AND r.ev_class <> c.oid)
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
                   AND e.objid = c.oid AND e.deptype = 'e')
-ORDER BY c.reltuples DESC, pg_total_relation_size(c.oid) DESC, 1
+ORDER BY c.relispartition, c.reltuples DESC, pg_total_relation_size(c.oid) DESC, 1
 LIMIT 1
 """
 LEDGER_SQL = f"""
@@ -322,7 +323,7 @@ class Accident:
     and how many rows it removed."""
 
     xid: str
-    before: object  # datetime of clock_timestamp() just before the DELETE
+    before: dt.datetime  # clock_timestamp() just before the DELETE
     deleted: int
 
 
@@ -337,3 +338,11 @@ def accidental_delete(node: Node, dbname: str, victim: str, where: str = "true")
         conn.commit()
     assert before is not None and xid is not None
     return Accident(str(xid[0]), before[0], int(deleted))
+
+
+def is_partition(node: Node, dbname: str, table: str) -> bool:
+    return bool(
+        node.scalar(
+            "SELECT relispartition FROM pg_class WHERE oid = %s::regclass", [table], dbname=dbname
+        )
+    )
