@@ -408,6 +408,6 @@ def parse_backup(bid: str, row: Mapping[str, Any], show: Mapping[str, Any]) -> T
         start_wal=str(base.get("begin_wal") or ""),
         stop_wal=str(base.get("end_wal") or ""),
         size=int(base.get("disk_usage_bytes") or 0),
-        status=str(show.get("status") or row.get("status") or ""),
+        status=str(row.get("status") or show.get("status") or ""),
         extra={"retention": str(row.get("retention_status", ""))},
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pytest_pgdr.backup.base import BackupToolError, RepoInfo, ToolBackup
 from pytest_pgdr.basics.errors import RecoveryError
 from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn
 from pytest_pgdr.cluster.recovery import RecoveryTarget
 
 if TYPE_CHECKING:
@@ -100,12 +101,13 @@ def _target_node(tool_name: str, topology: Topology, name: str | None, delta: No
 def wait_archived(node: Node, timeout: float | None = None) -> str:
     """Switch WAL and wait until the server's archive_command succeeded for every segment
     written so far (the tool then holds it). Returns the last segment's name."""
-    segment = node.walfile_name(node.lsn("insert"))
-    node.switch_wal()
+    segment = last_written_segment(node)
+    if node.walfile_name(node.lsn("write")) <= segment:
+        node.switch_wal()
 
     def archived() -> bool:
-        row = node.query("SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver")[0]
-        return bool(row[0]) and str(row[0])[:24] >= segment
+        last = node.scalar("SELECT last_archived_wal FROM pg_stat_archiver")
+        return bool(last) and str(last)[:24] >= segment
 
     poll(
         archived,
@@ -114,3 +116,14 @@ def wait_archived(node: Node, timeout: float | None = None) -> str:
         lambda: node.log.tail(20),
     )
     return segment
+
+
+def last_written_segment(node: Node) -> str:
+    """The segment holding the last WAL byte written. Right after a switch the insert
+    position sits just past the next segment's page header, where nothing is written yet
+    (and which no switch would close): the segment before it is the last one."""
+    lsn = node.lsn("insert")
+    into = lsn.value % node.wal_segment_size()
+    if 0 < into <= LONG_PAGE_HEADER or into == 0:
+        lsn = Lsn(lsn.value - into - 1)
+    return node.walfile_name(lsn)
