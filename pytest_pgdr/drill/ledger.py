@@ -174,7 +174,8 @@ class Ledger:
         previous = None
         for i, ack in enumerate(self.acks):
             if ack.client_t > after:
-                since = after if previous is None else max(previous, after)
+                # the gap before this ack, even if it began before ``after`` (a thaw)
+                since = after if previous is None else previous
                 if ack.client_t - since >= min_gap:
                     return i
             previous = ack.client_t
