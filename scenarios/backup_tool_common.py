@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_pgdr import Node, RecoveryTarget, Topology
+from pytest_pgdr import Measurement, Node, RecoveryTarget, Topology
 from pytest_pgdr.backup import BackupTool, ToolBackup, backup_tool, resolve
 
 TOOLS = resolve(os.environ.get("PGDR_BACKUP_TOOLS", "all"))
@@ -22,9 +22,14 @@ TABLE = "CREATE TABLE pitr_rows (id int PRIMARY KEY, note text NOT NULL)"
 
 
 @pytest.fixture(params=TOOLS)
-def pgdr_backup_tool(request: pytest.FixtureRequest, pgdr: Topology) -> BackupTool:
-    """The backup tool this drill runs through, set up in the topology's run directory."""
-    return backup_tool(str(request.param), pgdr)
+def pgdr_backup_tool(
+    request: pytest.FixtureRequest, pgdr: Topology, pgdr_measure: Measurement
+) -> BackupTool:
+    """The backup tool this drill runs through, set up in the topology's run directory;
+    its name and version go into the drill's report."""
+    tool = backup_tool(str(request.param), pgdr)
+    pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
+    return tool
 
 
 def tool_primary(pgdr: Topology, tool: BackupTool) -> Node:

@@ -27,7 +27,6 @@ def test_each_target_restores_exactly_its_rows(
     primary, h = build_history(pgdr, tool)
     assert ids(primary) == (6000, 1, 6000)
     cases = targets(h)
-    pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
 
     rto = pgdr_measure.declare_disaster()
     nodes = {}
@@ -63,5 +62,4 @@ def test_restore_to_the_end_replays_everything_and_times_each_phase(
     for phase in ("fetch", "restore files", "replay WAL", "verify"):
         assert phases.get(phase, 0) > 0, f"{tool.name}: phase {phase!r} missing from {phases}"
     pgdr_measure.record_throughput(h.backup.size, phase="restore files")
-    pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
     assert not node.in_recovery()
