@@ -82,6 +82,7 @@ class Barman:
         self.run = Runner("Barman", host, env, self.root)
         self._version: str | None = None
         self._shown: dict[str, dict[str, Any]] = {}
+        self._os_user: str | None = None
 
     # configuration ----------------------------------------------------------------------
     def config_text(self, node: Node) -> str:
@@ -91,7 +92,7 @@ class Barman:
         return (
             "; written by pytest-pgdr\n[barman]\n"
             f"barman_home = {self.home}\n"
-            f"barman_user = {self.topology.host.user.name}\n"
+            f"barman_user = {self.os_user()}\n"
             f"log_file = {self.root / 'barman.log'}\n"
             "log_level = INFO\nminimum_redundancy = 0\n"
             f"\n[{SERVER}]\ndescription = pytest-pgdr {node.name}\n"
@@ -104,6 +105,12 @@ class Barman:
             f"path_prefix = {node.inst.bindir}\n"
             + (f"retention_policy = {retention}\n" if retention else "")
         )
+
+    def os_user(self) -> str:
+        """The user Barman runs as, by its name where the tools run (a container's own)."""
+        if self._os_user is None:
+            self._os_user = self.run(["id", "-un"], "to name its OS user").stdout.strip()
+        return self._os_user
 
     def write_config(self, node: Node) -> None:
         self.node = node
