@@ -1,8 +1,9 @@
 """The runbook's disasters undone through each tool's own restore (Lab 14 steps 3 and 5).
 
-An accidental DELETE undone by PITR to just before the deleting transaction; a delta restore
-over the stopped primary where the tool can (only changed files rewritten); a backup taken
-from a standby; and a restore after a switchover that must follow the new timeline.
+An accidental DELETE undone by PITR to just before the deleting transaction; a dropped table
+copied back from a side restore (guide scenario 3); a delta restore over the stopped primary
+where the tool can (only changed files rewritten); a backup taken from a standby; and a
+restore after a switchover that must follow the new timeline.
 """
 
 from __future__ import annotations
@@ -113,3 +114,30 @@ def test_restore_after_a_switchover_follows_the_new_timeline(
     assert ids(node) == (3000, 1, 3000), f"{tool.name} must replay timeline 2 too"
     rto.stop("verify")
     assert node.timeline() >= 2
+
+
+def test_dropped_table_copied_back_from_a_side_restore(
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+) -> None:
+    tool = pgdr_backup_tool
+    primary = tool_primary(pgdr, tool)
+    primary.query(TABLE)
+    insert_rows(primary, 1, 2000)
+    primary.query("CREATE TABLE other (id int PRIMARY KEY)")
+    backup = tool.backup(primary)
+    primary.query("INSERT INTO other SELECT generate_series(1, 100)")
+    primary.scalar("SELECT pg_create_restore_point('before_drop')")
+    primary.query("DROP TABLE pitr_rows")
+    primary.query("INSERT INTO other SELECT generate_series(101, 200)")  # must survive
+    tool.wait_archived(primary)
+
+    rto = pgdr_measure.declare_disaster()
+    side = tool.restore(
+        backup, RecoveryTarget.name("before_drop"), name="side", settings=INSPECT, stopwatch=rto
+    )
+    dump = side.run_tool("pg_dump", "-t", "pitr_rows", "-d", "postgres").stdout
+    primary.psql(dump)
+    rto.stop("copy the table back")
+
+    assert ids(primary) == (2000, 1, 2000), "the dropped table is back, whole"
+    assert primary.scalar("SELECT count(*) FROM other") == 200, "later writes are kept"
