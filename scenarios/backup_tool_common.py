@@ -1,7 +1,7 @@
 """What the backup-tool drills share: the tool fixture, a primary archiving through the tool,
 and the history of rows and recovery targets (PostgreSQL's 003_recovery_targets.pl).
 
-Each drill runs once per tool in ``PGDR_BACKUP_TOOLS`` (comma-separated names, ``installed``
+Each drill runs once per tool in ``PGDR_BACKUP_TOOL`` (comma-separated names, ``installed``
 or ``all``; default ``all``): a tool that is not installed, or refuses this PostgreSQL, is
 skipped with a reason that says how to get it.
 """
@@ -16,7 +16,7 @@ import pytest
 from pytest_pgdr import Measurement, Node, RecoveryTarget, Topology
 from pytest_pgdr.backup import BackupTool, ToolBackup, backup_tool, resolve
 
-TOOLS = resolve(os.environ.get("PGDR_BACKUP_TOOLS", "all"))
+TOOLS = resolve(os.environ.get("PGDR_BACKUP_TOOL", "all"))
 INSPECT = {"archive_mode": "off"}  # restores only inspected stay out of the repository
 TABLE = "CREATE TABLE pitr_rows (id int PRIMARY KEY, note text NOT NULL)"
 

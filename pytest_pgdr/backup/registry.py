@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.backup.base import BackupTool, ToolUnavailable
@@ -67,14 +67,18 @@ def resolve(spec: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def backup_tool(name: str, topology: Topology) -> BackupTool:
+def backup_tool(
+    name: str, topology: Topology, programs: Mapping[str, str | None] | None = None
+) -> BackupTool:
     """The member called ``name`` for ``topology``; :class:`ToolUnavailable` (a skip) when
-    its program is not installed here."""
+    its program is not installed here. ``programs`` maps tool names to the binaries to use
+    (e.g. ``{"walg": "/opt/wal-g"}`` from ``--pgdr-walg``); otherwise PATH or PGDR_WALG."""
     module, cls, _ = MEMBERS[check_name(name)]
-    factory: Callable[[Topology], BackupTool] = getattr(
+    factory: Callable[..., BackupTool] = getattr(
         importlib.import_module(f"pytest_pgdr.backup.{module}"), cls
     )
-    return factory(topology)
+    program = (programs or {}).get(name)
+    return factory(topology, program) if program else factory(topology)
 
 
 __all__ = ["TOOL_NAMES", "ToolUnavailable", "backup_tool", "installed_tools", "resolve"]
