@@ -36,6 +36,7 @@ _EXPORTS = {
     "Stopwatch": "basics.clock",
     "ToolError": "basics.errors",
     "Topology": "cluster.topology",
+    "Unavailable": "basics.errors",
     "VersionSkip": "basics.errors",
     "WaitTimeout": "basics.errors",
     "Writer": "drill.writer",
@@ -65,6 +66,7 @@ __all__ = [
     "Stopwatch",
     "ToolError",
     "Topology",
+    "Unavailable",
     "VersionSkip",
     "WaitTimeout",
     "Writer",
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
         RecoveryError,
         ServerStartError,
         ToolError,
+        Unavailable,
         VersionSkip,
         WaitTimeout,
     )

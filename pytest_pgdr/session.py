@@ -12,7 +12,7 @@ import stat
 import time
 from pathlib import Path
 
-from pytest_pgdr.basics.errors import ConfigError, PgdrError
+from pytest_pgdr.basics.errors import ConfigError, PgdrError, Unavailable
 from pytest_pgdr.basics.settings import DOCKER_PREFIX, Settings
 from pytest_pgdr.basics.wait import set_timeout_scale
 from pytest_pgdr.cluster.topology import Topology
@@ -39,7 +39,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-class DockerUnavailable(PgdrError):
+class DockerUnavailable(Unavailable):
     """The docker backend was chosen but no Docker engine answers (drills are skipped)."""
 
 

@@ -30,6 +30,7 @@ from pytest_pgdr import (
     MissingBinaryError,
     Node,
     Topology,
+    Unavailable,
     assert_same,
     fingerprint,
 )
@@ -68,9 +69,10 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
         except MissingBinaryError as exc:
             missing.append(f"{spec!r} ({exc.what})")
     if missing:
-        pytest.skip(
-            "cross-version restore needs PostgreSQL installations "
-            f"{OLD!r} and {NEW!r}; missing: {', '.join(missing)}"
+        raise Unavailable(  # a skip with this reason, a failure in strict mode (CI)
+            f"Cross-version restore needs PostgreSQL installations {OLD!r} and {NEW!r}",
+            f"missing: {', '.join(missing)}",
+            "Install the older one (Debian: postgresql-15) or pass it with --pgdr-postgres",
         )
     old, new = found[OLD], found[NEW]
     if old.major >= new.major:

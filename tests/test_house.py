@@ -20,7 +20,17 @@ import pytest
 import pytest_pgdr
 
 PACKAGE = Path(pytest_pgdr.__file__).resolve().parent
-ROOMS = {"basics": 0, "hosts": 1, "cluster": 2, "drill": 3, "report": 4, "session": 5, "plugin": 6}
+# backup: the backup-tool family sits on the cluster (it restores into nodes), below the drills
+ROOMS = {
+    "basics": 0,
+    "hosts": 1,
+    "cluster": 2,
+    "backup": 2.5,
+    "drill": 3,
+    "report": 4,
+    "session": 5,
+    "plugin": 6,
+}
 EXEMPT = {"pytest_pgdr", "pytest_pgdr.faults", "pytest_pgdr.images"}
 # imports inside a function are allowed to go up here only (the plugin loads the core lazily)
 LAZY_ROOMS = {"plugin"}
