@@ -29,10 +29,6 @@ class _Running:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Node._started reads postmaster.pid twice; the fix belongs to cluster/node.py",
-)
 def test_start_is_not_fooled_when_postmaster_pid_is_replaced_between_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

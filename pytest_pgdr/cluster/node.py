@@ -113,11 +113,17 @@ class Node:
 
     def pm_status(self) -> str:
         """The postmaster's own status line: starting, standby, ready, stopping (or '')."""
+        return self._pidfile()[1]
+
+    def _pidfile(self) -> tuple[int | None, str]:
+        """PID and status line of postmaster.pid, from one read (a new postmaster may replace
+        a crashed one's file between two reads)."""
         try:
             lines = (self.datadir / "postmaster.pid").read_text().splitlines()
         except (FileNotFoundError, PermissionError):
-            return ""
-        return lines[7].strip() if len(lines) > 7 else ""
+            return None, ""
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+        return pid, lines[7].strip() if len(lines) > 7 else ""
 
     def start(self, wait: bool = True, timeout: float | None = None) -> None:
         """Start the server; with ``wait``, until it accepts connections (as primary or standby)."""
@@ -145,14 +151,12 @@ class Node:
                 log_name=f"{self.log.path}",
             )
         assert self.proc is not None
-        return self.pm_status() in ("ready", "standby") and self.pm_pid() == self.proc.pid
+        pid, status = self._pidfile()
+        return status in ("ready", "standby") and pid == self.proc.pid
 
     def pm_pid(self) -> int | None:
         """The PID in postmaster.pid (a stale file from a crash names a dead process)."""
-        try:
-            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (FileNotFoundError, PermissionError, ValueError):
-            return None
+        return self._pidfile()[0]
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
