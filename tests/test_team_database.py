@@ -150,3 +150,15 @@ def test_a_missing_extension_names_the_installations_that_have_it(pgdr, tmp_path
     text = str(info.value)
     assert "needs the extension 'pgdr_no_such_extension'" in text
     assert "no installation here has it" in text
+
+
+def test_replicas_and_restores_inherit_the_primary_settings(pgdr) -> None:
+    primary = pgdr.primary(settings={"max_connections": 100, "timezone": "Asia/Kolkata"})
+    backup = pgdr.backup(primary)
+    replica = pgdr.replica(primary)  # would refuse to start with the default 50 connections
+    pgdr.wait_caught_up(primary, replica)
+    restored = pgdr.restore(backup)
+    for node in (replica, restored):
+        assert node.scalar("SHOW max_connections") == "100"
+        assert node.scalar("SHOW timezone") == "Asia/Kolkata"
+    assert "primary_conninfo" not in restored.conf

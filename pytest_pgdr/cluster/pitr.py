@@ -49,6 +49,7 @@ class PointInTime(Backups):
         target = target or RecoveryTarget.latest()
         _refuse_target_before_backup(backup, target)
         node = self._new_node(self._name("restore", name))
+        node.conf.update(self.inherited(self.nodes.get(backup.source)))
         self._materialize(backup, node)
         for stale in ("postmaster.pid", "standby.signal"):
             (node.datadir / stale).unlink(missing_ok=True)

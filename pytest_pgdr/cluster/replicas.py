@@ -51,6 +51,7 @@ class Replicas(Backups):
     ) -> Node:
         """A streaming replica of ``upstream``: from ``backup`` or a fresh ``pg_basebackup``."""
         node = self._new_node(self._name("replica", name))
+        node.conf.update(self.inherited(upstream))
         slot_name = f"slot_{node.name}" if slot else None
         if backup is None:
             node.datadir.rmdir() if node.datadir.exists() else None

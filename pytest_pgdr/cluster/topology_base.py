@@ -16,6 +16,8 @@ from pytest_pgdr.hosts.install import Installation
 if TYPE_CHECKING:
     from pytest_pgdr.hosts.base import Host
 
+# settings that say where a node stands, never copied from the node a backup came from
+NODE_OWN = ("recovery_", "primary_conninfo", "primary_slot_name", "synchronous_standby_names")
 NAME_RX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
@@ -89,6 +91,14 @@ class TopologyBase:
         node.conf.update(self.common_settings())
         self.nodes[name] = node
         return node
+
+    def inherited(self, source: Node | None) -> dict[str, object]:
+        """The settings a copy of ``source``'s data directory carries, as a real
+        pg_basebackup copies postgresql.conf: everything but where the source stood in
+        replication and recovery (which the new node gets for itself)."""
+        if source is None:
+            return {}
+        return {k: v for k, v in source.conf.items() if not k.startswith(NODE_OWN)}
 
     def common_settings(self) -> dict[str, object]:
         settings: dict[str, object] = {
