@@ -20,6 +20,7 @@ from pytest_pgdr.backup import (
     ToolUnavailable,
     backup_tool,
     barman,
+    barman_cli,
     pgbackrest,
     registry,
     resolve,
@@ -186,7 +187,7 @@ def test_pgbackrest_restore_options(target: RecoveryTarget, options: list[str]) 
     ],
 )
 def test_barman_recover_options(target: RecoveryTarget, options: list[str]) -> None:
-    assert barman.target_options(target) == options
+    assert barman_cli.target_options(target) == options
 
 
 def test_pgbackrest_verify_output_with_a_broken_wal_range() -> None:
@@ -228,7 +229,7 @@ def test_pgbackrest_info_json_parses() -> None:
 
 def test_barman_backup_id_and_show_backup_parse() -> None:
     out = "Starting backup using postgres method for server pgdr in /x/pgdr/base/20261122T003148\n"
-    match = barman.BACKUP_DIR.search(out)
+    match = barman_cli.BACKUP_DIR.search(out)
     assert match is not None and match.group(1) == "20261122T003148"
     show = {
         "status": "DONE",
@@ -240,7 +241,7 @@ def test_barman_backup_id_and_show_backup_parse() -> None:
             "disk_usage_bytes": 23126996,
         },
     }
-    parsed = barman.parse_backup("20261122T003148", {"retention_status": "VALID"}, show)
+    parsed = barman_cli.parse_backup("20261122T003148", {"retention_status": "VALID"}, show)
     assert (parsed.status, parsed.start_wal, parsed.size, parsed.stopped) == (
         "DONE",
         seg(1, 0, 2),

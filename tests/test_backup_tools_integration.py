@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_pgdr import ConfigError, RecoveryError, RecoveryTarget, Topology
-from pytest_pgdr.backup import TOOL_NAMES, BackupTool, ToolUnavailable, backup_tool
+from pytest_pgdr.backup import TOOL_NAMES, BackupTool, ToolRefusesVersion, backup_tool
 
 pytestmark = pytest.mark.pgdr
 
@@ -83,7 +83,7 @@ def test_pgbackrest_refusing_this_postgres_is_a_skip_naming_its_version(
     if pgdr.major < 18:
         pytest.skip(f"pgBackRest 2.45 supports PostgreSQL {pgdr.major}: nothing refused")
     tool = backup_tool("pgbackrest", pgdr)
-    with pytest.raises(ToolUnavailable) as caught:
+    with pytest.raises(ToolRefusesVersion) as caught:
         tool.attach(pgdr.primary())
     text = str(caught.value)
     assert text.startswith(f"pgBackRest {tool.version()} refuses PostgreSQL {pgdr.major}.")

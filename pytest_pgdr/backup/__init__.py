@@ -11,6 +11,7 @@ from pytest_pgdr.backup.base import (
     BackupToolError,
     RepoInfo,
     ToolBackup,
+    ToolRefusesVersion,
     ToolUnavailable,
 )
 from pytest_pgdr.backup.health import Health
@@ -23,6 +24,7 @@ __all__ = [
     "Health",
     "RepoInfo",
     "ToolBackup",
+    "ToolRefusesVersion",
     "ToolUnavailable",
     "backup_tool",
     "installed_tools",

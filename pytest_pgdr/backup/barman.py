@@ -18,12 +18,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_pgdr.backup.barman_cli import (
+    BACKUP_DIR,
+    PROGRAM,
+    missing,
+    parse_backup,
+    target_options,
+)
 from pytest_pgdr.backup.base import (
     BackupToolError,
     RepoInfo,
     Runner,
     ToolBackup,
-    ToolUnavailable,
+    ToolRefusesVersion,
     files_under,
     first_named,
     segments_in,
@@ -41,19 +48,7 @@ if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
     from pytest_pgdr.cluster.topology import Topology
 
-PROGRAM = "barman"
 SERVER = "pgdr"
-TARGET_FLAGS = {"xid": "--target-xid", "time": "--target-time", "name": "--target-name"}
-TARGET_FLAGS["lsn"] = "--target-lsn"
-BACKUP_DIR = re.compile(r"Starting backup using \S+ method for server \S+ in \S+/(\w+)\s*$", re.M)
-
-
-def missing() -> ToolUnavailable:
-    return ToolUnavailable(
-        "Barman is not installed",
-        f"no {PROGRAM} program on PATH",
-        "Install it (Debian: apt-get install barman barman-cli) to run the Barman drills",
-    )
 
 
 class Barman:
@@ -166,7 +161,7 @@ class Barman:
     def _refused(self, failed: list[str]) -> None:
         for line in failed:
             if re.search(r"pg_basebackup compatible|PostgreSQL version|unsupported", line):
-                raise ToolUnavailable(
+                raise ToolRefusesVersion(
                     f"Barman {self.version()} refuses PostgreSQL {self.topology.major}",
                     f"barman check says: {line}",
                     "Run the Barman drills on a PostgreSQL it supports (--pgdr-postgres 15)",
@@ -382,39 +377,3 @@ class Barman:
             None,
             wait,
         )
-
-
-def target_options(target: RecoveryTarget) -> list[str]:
-    """``barman recover`` options. Without a target (``latest``) and on the backup's own
-    timeline Barman copies every WAL segment into pg_wal and the server crash-recovers to
-    its end, staying on that timeline (Barman's choice: no recovery.signal, no promotion).
-    A later timeline (after a failover) makes it an archive recovery that follows it."""
-    options: list[str] = []
-    if target.kind == "immediate":
-        options = ["--target-immediate"]
-    elif target.kind != "latest":
-        options = [TARGET_FLAGS[target.kind], target.value]
-        if not target.inclusive:
-            options.append("--exclusive")
-    options += ["--target-tli", target.timeline]
-    if target.kind != "latest":
-        options += ["--target-action", target.action]
-    return options
-
-
-def parse_backup(bid: str, row: Mapping[str, Any], show: Mapping[str, Any]) -> ToolBackup:
-    base = show.get("base_backup_information") or {}
-    return ToolBackup(
-        id=bid,
-        kind="full",
-        tool="barman",
-        started=float(base.get("begin_time_timestamp") or 0),
-        stopped=float(base.get("end_time_timestamp") or row.get("end_time_timestamp") or 0),
-        start_lsn=str(base.get("begin_lsn") or ""),
-        stop_lsn=str(base.get("end_lsn") or ""),
-        start_wal=str(base.get("begin_wal") or ""),
-        stop_wal=str(base.get("end_wal") or ""),
-        size=int(base.get("disk_usage_bytes") or 0),
-        status=str(row.get("status") or show.get("status") or ""),
-        extra={"retention": str(row.get("retention_status", ""))},
-    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_pgdr.basics.errors import PgdrError, VersionSkip
+from pytest_pgdr.basics.errors import PgdrError, Unavailable, VersionSkip
 from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT, timeout_scale
 from pytest_pgdr.cluster.lsn import segment_number
 
@@ -33,8 +33,12 @@ SEGMENT = re.compile(r"^([0-9A-F]{24})")
 WAL_SEGMENT_SIZE = 16 * 1024 * 1024  # what initdb gives unless told otherwise
 
 
-class ToolUnavailable(VersionSkip):
-    """The tool is not installed, or refuses this PostgreSQL (reported as a skip)."""
+class ToolUnavailable(Unavailable):
+    """The tool is not installed here: a skip, or a failure in strict mode (CI)."""
+
+
+class ToolRefusesVersion(VersionSkip):
+    """The installed tool refuses this PostgreSQL: a skip, like a drill's version floor."""
 
 
 class BackupToolError(PgdrError):

@@ -21,6 +21,7 @@ from pytest_pgdr.backup.base import (
     RepoInfo,
     Runner,
     ToolBackup,
+    ToolRefusesVersion,
     ToolUnavailable,
     files_under,
     first_named,
@@ -135,7 +136,7 @@ class PgBackRest:
         if REFUSED.search(text):
             said = [line.strip() for line in text.splitlines() if line.strip()]
             why = next((line for line in said if "Version" in line), said[0])
-            raise ToolUnavailable(
+            raise ToolRefusesVersion(
                 f"pgBackRest {self.version()} refuses PostgreSQL {self.topology.major}",
                 f"pgBackRest says: {why}",
                 "Run the pgBackRest drills on a PostgreSQL it supports (--pgdr-postgres 15),"
