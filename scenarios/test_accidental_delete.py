@@ -77,6 +77,7 @@ def swap_in(node: Node, dbname: str, restored: str) -> None:
     node.query(rename.format(sql.Identifier(restored), sql.Identifier(dbname)).as_string(None))
 
 
+@pytest.mark.pgdr(rpo="none")  # loses every commit since the dump, by design: no RPO objective
 def test_restore_last_dump_and_swap(
     pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:

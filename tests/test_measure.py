@@ -156,10 +156,20 @@ def test_rpo_zero_fails_on_any_lost_commit() -> None:
     assert re.search(r"commits lost\s+2\s+0  <-- OVER BUDGET", verdict.message())
 
 
-def test_default_budget_skips_drills_that_measure_nothing_but_marker_does_not() -> None:
-    assert judge(Budget(rto_s=60.0, sources={"rto": "ini pgdr_rto"}), {}).status == "no budget"
-    verdict = judge(Budget(rto_s=60.0, sources={"rto": "marker"}), {})
-    assert verdict.status == "unmeasured" and "NOT MEASURED" in verdict.message()
+def test_unmeasured_reads_the_same_from_ini_and_marker_but_fails_only_a_promise() -> None:
+    for source in ("ini pgdr_rpo", "marker"):
+        verdict = judge(Budget(rpo_s=0.0, sources={"rpo": source}), {})
+        assert verdict.status == "unmeasured", source  # reported, the same way, from both
+    assert judge(Budget(rpo_s=0.0, sources={"rpo": "ini pgdr_rpo"}), {}).over == []
+    promised = judge(Budget(rpo_s=0.0, sources={"rpo": "marker"}), {})
+    assert promised.over and "NOT MEASURED" in promised.message()
+
+
+def test_a_marker_can_say_a_drill_has_no_rpo_objective() -> None:
+    budget = Budget.build({"rpo": "none"}, {"rpo": (0.0, "ini pgdr_rpo")})
+    assert budget.rpo_s is None and budget.sources["rpo"] == "marker"
+    lossy = {"rpo": {"window_s": 3.0, "lost_commits": 25}}
+    assert judge(budget, lossy).over == []
 
 
 # progress -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_pgdr.basics.errors import ConfigError
-from pytest_pgdr.basics.units import format_bytes, format_duration, parse_duration
+from pytest_pgdr.basics.units import NONE_WORDS, format_bytes, format_duration, parse_duration
 
 PASS, OVER, UNMEASURED, NO_BUDGET = "pass", "over", "unmeasured", "no budget"
 
@@ -44,7 +44,9 @@ class Budget:
         values: dict[str, float | None] = {}
         sources: dict[str, str] = {}
         for key in ("rto", "rpo"):
-            if marker.get(key) is not None:
+            if isinstance(marker.get(key), str) and marker[key].strip().lower() in NONE_WORDS:
+                values[key], sources[key] = None, "marker"  # this drill has no such objective
+            elif marker.get(key) is not None:
                 values[key] = parse_duration(marker[key], f"pgdr marker {key}=")
                 sources[key] = "marker"
             else:
@@ -79,6 +81,9 @@ class Check:
     allowed: str
     status: str  # pass, over, unmeasured (budget set, nothing measured) or no budget
     indent: int = 0
+    #: an unmeasured figure fails the drill only when the drill itself (its marker) set the
+    #: budget; under an ini/command-line default it is reported, the same way, but not failed
+    binding: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,7 +108,9 @@ class Verdict:
 
     @property
     def over(self) -> list[Check]:
-        return [c for c in self.checks if c.status in (OVER, UNMEASURED)]
+        return [
+            c for c in self.checks if c.status == OVER or (c.status == UNMEASURED and c.binding)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "checks": [c.as_dict() for c in self.checks]}
@@ -115,6 +122,8 @@ class Verdict:
         rows = [f"  {'figure':<{width}}  {'measured':>12}  {'allowed':>12}"]
         for c in self.checks:
             mark = {OVER: "  <-- OVER BUDGET", UNMEASURED: "  <-- NOT MEASURED"}.get(c.status, "")
+            if c.status == UNMEASURED and not c.binding:
+                mark = "  <-- not measured by this drill"
             label = "  " * c.indent + c.figure
             rows.append(f"  {label:<{width}}  {c.measured:>12}  {c.allowed:>12}{mark}")
         return f"pgdr: {drill} is over its recovery budget ({names}).\n" + "\n".join(rows)
@@ -126,26 +135,25 @@ def judge(budget: Budget, data: Mapping[str, Any]) -> Verdict:
     return Verdict(tuple(checks))
 
 
-def _status(measured: float | None, allowed: float | None, required: bool = True) -> str:
-    """``required``: a budget the drill itself set (marker) must be measured; a default need not."""
+def _status(measured: float | None, allowed: float | None) -> str:
     if allowed is None:
         return NO_BUDGET
     if measured is None:
-        return UNMEASURED if required else NO_BUDGET
+        return UNMEASURED
     return PASS if measured <= allowed else OVER
 
 
 def _rto_checks(budget: Budget, rto: Mapping[str, Any] | None) -> list[Check]:
     total = rto["total_s"] if rto else None
-    required = budget.sources.get("rto") == "marker"
-    if total is None and not required and not budget.phases:
+    if total is None and budget.rto_s is None and not budget.phases:
         return []
     checks = [
         Check(
             "RTO",
             format_duration(total),
             format_duration(budget.rto_s),
-            _status(total, budget.rto_s, required),
+            _status(total, budget.rto_s),
+            binding=budget.sources.get("rto") == "marker",
         )
     ]
     measured = {p["name"]: p["seconds"] for p in (rto or {}).get("phases", [])}
@@ -165,9 +173,10 @@ def _rto_checks(budget: Budget, rto: Mapping[str, Any] | None) -> list[Check]:
 
 def _rpo_checks(budget: Budget, rpo: Mapping[str, Any] | None) -> list[Check]:
     if rpo is None:
-        if budget.rpo_s is None or budget.sources.get("rpo") != "marker":
+        if budget.rpo_s is None:
             return []
-        return [Check("RPO", "-", format_duration(budget.rpo_s), UNMEASURED)]
+        binding = budget.sources.get("rpo") == "marker"
+        return [Check("RPO", "-", format_duration(budget.rpo_s), UNMEASURED, binding=binding)]
     window = rpo.get("window_s")
     lost = rpo.get("lost_commits")
     status = _status(window, budget.rpo_s)

@@ -235,8 +235,11 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     try:
         result = yield
     except BaseException:
-        with contextlib.suppress(Exception):  # the drill's own failure is what matters
-            _judge(item, budget)
+        # the drill's own failure is what matters: no verdict, so no report calls it "over
+        # budget"; the budget is still recorded
+        measurement = item.stash.get(KEY_MEASURE, None)
+        if measurement is not None:
+            measurement.budget = budget.as_dict()
         raise
     verdict = _judge(item, budget)
     if verdict is not None and verdict.over:
