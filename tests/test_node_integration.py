@@ -204,3 +204,22 @@ def test_template_time_zone_does_not_depend_on_who_built_the_cache(
     finally:
         topo.close()
         session.close()
+
+
+def test_a_primary_created_stopped_gets_its_passwords_when_started(pgdr):
+    node = pgdr.primary(archive=False, start=False)
+    node.configure(work_mem="8MB")
+    node.start()
+    assert node.scalar("SHOW work_mem") == "8MB"  # over TCP, with the generated password
+
+
+def test_a_restore_point_name_with_a_newline_lands_in_the_config_intact(pgdr):
+    from pytest_pgdr.cluster.node import conf_value
+
+    assert conf_value("before\nrelease") == "'before\\nrelease'"
+    primary = pgdr.primary()
+    backup = pgdr.backup(primary)
+    primary.scalar("SELECT pg_create_restore_point(%s)", ["odd\nname 'quoted'"])
+    pgdr.wait_archived(primary)
+    restored = pgdr.restore(backup, RecoveryTarget.name("odd\nname 'quoted'"))
+    assert restored.log.grep(r"recovery stopping at restore point")

@@ -7,7 +7,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +34,19 @@ LSN_SQL = {
 }
 
 
+CONF_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
 def conf_value(value: object) -> str:
     """Render a Python value as a postgresql.conf value."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, int | float):
         return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+    text = str(value).replace("\\", "\\\\").replace("'", "''")
+    for char, escape in CONF_ESCAPES.items():  # the config file's own escapes: one line each
+        text = text.replace(char, escape)
+    return "'" + text + "'"
 
 
 class Node:
@@ -65,6 +71,8 @@ class Node:
         self.credentials = credentials
         self.log = ServerLog(root / "postgres.log")
         self.conf: dict[str, object] = {}
+        #: run once, after the first start that waited for the server to be ready
+        self.after_first_start: list[Callable[[Node], object]] = []
         self.proc: ServerProcess | None = None
         self._conns: dict[str, psycopg.Connection[Any]] = {}
 
@@ -140,6 +148,8 @@ class Node:
                 timeout,
                 lambda: self.log.tail(offset=offset),
             )
+            while self.after_first_start:  # e.g. the topology's credentials for a primary
+                self.after_first_start.pop(0)(self)
 
     def _started(self, offset: int) -> bool:
         if not self.is_running():

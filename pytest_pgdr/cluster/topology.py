@@ -59,9 +59,9 @@ class Topology(Replicas, PointInTime):
         if archive:
             node.conf.update(self.archive_settings())
         node.conf.update(settings or {})
+        node.after_first_start.append(self._bootstrap_credentials)  # now, or at node.start()
         if start:
             node.start()
-            self._bootstrap_credentials(node)
         return node
 
     def _bootstrap_credentials(self, node: Node) -> None:
