@@ -88,3 +88,13 @@ def test_pgbackrest_refusing_this_postgres_is_a_skip_naming_its_version(
     text = str(caught.value)
     assert text.startswith(f"pgBackRest {tool.version()} refuses PostgreSQL {pgdr.major}.")
     assert "VersionNotSupportedError" in text and "--pgdr-postgres 15" in text
+
+
+def test_restore_carries_the_source_servers_settings(pgdr: Topology, tool: BackupTool) -> None:
+    """Recovery refuses a max_connections below the primary's: the restored node must get
+    the settings a copy of the primary's data directory carries."""
+    primary = pgdr.primary(settings={"max_connections": 100})
+    tool.attach(primary)
+    made = tool.backup(primary)
+    node = tool.restore(made, RecoveryTarget.immediate(), settings={"archive_mode": "off"})
+    assert node.scalar("SHOW max_connections") == "100"

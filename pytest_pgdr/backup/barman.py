@@ -76,6 +76,7 @@ class Barman:
         env = {"PGPASSFILE": str(topology.credentials.passfile), "PGCONNECT_TIMEOUT": "10"}
         self.run = Runner("Barman", host, env, self.root)
         self._version: str | None = None
+        self.sources: dict[str, str] = {}  # backup id -> the node it was taken from
         self._shown: dict[str, dict[str, Any]] = {}
         self._os_user: str | None = None
 
@@ -198,6 +199,7 @@ class Barman:
                 log_lines=proc.stdout.splitlines()[-20:],
                 log_name="barman backup",
             )
+        self.sources[match.group(1)] = node.name
         return self._wait_done(node, match.group(1))
 
     def _wait_done(self, node: Node, bid: str) -> ToolBackup:
@@ -376,4 +378,5 @@ class Barman:
             stopwatch,
             None,
             wait,
+            self.sources,
         )

@@ -77,6 +77,7 @@ class PgBackRest:
         topology.host.write_file(self.config, self.config_text(), 0o640)
         self.run = Runner("pgBackRest", topology.host, {}, self.log_dir)
         self._version: str | None = None
+        self.sources: dict[str, str] = {}  # backup id -> the node it was taken from
         self._stanza_for: Node | None = None
 
     def config_text(self) -> str:
@@ -165,6 +166,7 @@ class PgBackRest:
                 "Read its log",
                 log_lines=self.run.log_tail(),
             )
+        self.sources[made[-1].id] = node.name
         return made[-1]
 
     def info_json(self) -> list[dict[str, Any]]:
@@ -266,6 +268,7 @@ class PgBackRest:
             stopwatch,
             delta,
             wait,
+            self.sources,
         )
 
 

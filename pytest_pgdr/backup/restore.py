@@ -61,14 +61,20 @@ def restore_through(
     stopwatch: Stopwatch | None = None,
     delta: Node | None = None,
     wait: bool = True,
+    sources: Mapping[str, str] | None = None,
 ) -> Node:
-    """Restore through a tool; laps ``fetch``, ``restore files``, ``replay WAL``, ``promote``."""
+    """Restore through a tool; laps ``fetch``, ``restore files``, ``replay WAL``, ``promote``.
+
+    ``sources`` maps backup ids to the node each was taken from: the new node carries that
+    node's settings, as a copy of its data directory would (max_connections and the like)."""
     target = target or RecoveryTarget.latest()
     repo = info()
     chosen = choose(repo, backup)
     if stopwatch is not None:
         stopwatch.lap("fetch")
     node = _target_node(tool_name, topology, name, delta)
+    if delta is None:
+        node.conf.update(topology.inherited(topology.nodes.get((sources or {}).get(chosen.id, ""))))
     lay_files(chosen, target, node, delta is not None)
     for stale in STALE:
         (node.datadir / stale).unlink(missing_ok=True)

@@ -66,6 +66,7 @@ class WalG:
         self.config = self.root / "walg.json"
         self.run = Runner("WAL-G", host, {}, None)
         self._version: str | None = None
+        self.sources: dict[str, str] = {}  # backup id -> the node it was taken from
 
     def write_config(self, node: Node) -> None:
         settings = {
@@ -115,6 +116,7 @@ class WalG:
         made = [b for b in self.info().backups if b.id not in before]
         if not made:
             raise BackupToolError("WAL-G reported success but lists no new backup")
+        self.sources[made[-1].id] = node.name
         return made[-1]
 
     def info(self) -> RepoInfo:
@@ -190,6 +192,7 @@ class WalG:
             stopwatch,
             None,
             wait,
+            self.sources,
         )
 
 
