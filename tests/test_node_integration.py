@@ -214,7 +214,7 @@ def test_a_primary_created_stopped_gets_its_passwords_when_started(pgdr):
 
 
 def test_a_restore_point_name_with_a_newline_lands_in_the_config_intact(pgdr):
-    from pytest_pgdr.cluster.node import conf_value
+    from pytest_pgdr.cluster.conf import conf_value
 
     assert conf_value("before\nrelease") == "'before\\nrelease'"
     primary = pgdr.primary()

@@ -10,8 +10,8 @@ import pytest
 from pytest_pgdr.basics.clock import Stopwatch, TimingError
 from pytest_pgdr.basics.errors import ConfigError, PgdrError, redact, register_secret
 from pytest_pgdr.basics.settings import resolve
+from pytest_pgdr.cluster.conf import conf_value
 from pytest_pgdr.cluster.lsn import Lsn
-from pytest_pgdr.cluster.node import conf_value
 from pytest_pgdr.cluster.pgcontrol import control_crc_offset, crc32c
 from pytest_pgdr.cluster.recovery import RecoveryTarget
 

@@ -16,6 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from pytest_pgdr.basics.errors import RecoveryError, ServerStartError, ToolError
 from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT, poll, timeout_scale
+from pytest_pgdr.cluster.conf import conf_value
 from pytest_pgdr.cluster.lsn import Lsn
 from pytest_pgdr.cluster.serverlog import ServerLog
 from pytest_pgdr.hosts.install import Installation
@@ -32,21 +33,6 @@ LSN_SQL = {
     "replay": "pg_last_wal_replay_lsn()",
     "receive": "pg_last_wal_receive_lsn()",
 }
-
-
-CONF_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def conf_value(value: object) -> str:
-    """Render a Python value as a postgresql.conf value."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "''")
-    for char, escape in CONF_ESCAPES.items():  # the config file's own escapes: one line each
-        text = text.replace(char, escape)
-    return "'" + text + "'"
 
 
 class Node:
