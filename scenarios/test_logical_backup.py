@@ -42,6 +42,7 @@ from pytest_pgdr import (
     fingerprint,
 )
 from pytest_pgdr.basics.errors import register_secret
+from pytest_pgdr.cluster.credentials import Secret
 from pytest_pgdr.drill.dataset import Dataset, create_database
 from pytest_pgdr.drill.measure import Measurement
 from pytest_pgdr.drill.teamdata import BuiltinData, TeamData, accidental_delete
@@ -293,13 +294,23 @@ def test_schema_only_then_data_only_with_sequences(
 
 
 # roles and globals into a fresh cluster -------------------------------------------------
-def make_roles(node: Node, dbname: str, victim: str) -> str:
-    """An owner role with a password and settings, a group role, ownership and grants."""
-    password = secrets.token_urlsafe(12)
+def make_roles(node: Node, dbname: str, victim: str) -> Path:
+    """An owner role with a password and settings, a group role, ownership and grants.
+
+    The password goes to the server as a SCRAM verifier and to clients in a 0600 pgpass file
+    (returned), so no frame of a failing call (pytest -l) holds it in clear."""
+    password = Secret(secrets.token_urlsafe(12))
     register_secret(password)
+    passfile = node.root / "app_owner.pgpass"
+    passfile.touch(mode=0o600)
+    passfile.write_text(Secret(f"*:*:*:app_owner:{password}\n"))
+    with node.connect() as conn:
+        verifier = conn.pgconn.encrypt_password(
+            password.encode(), b"app_owner", b"scram-sha-256"
+        ).decode()
     database = sql.Identifier(dbname).as_string(None)
     node.psql(
-        f"CREATE ROLE app_owner LOGIN PASSWORD '{password}' CONNECTION LIMIT 7"
+        f"CREATE ROLE app_owner LOGIN PASSWORD '{verifier}' CONNECTION LIMIT 7"
         " VALID UNTIL '2099-01-01 00:00:00+00';"
         " CREATE ROLE readers NOLOGIN; GRANT readers TO app_owner;"
         " ALTER ROLE app_owner SET work_mem = '8MB';"
@@ -308,7 +319,7 @@ def make_roles(node: Node, dbname: str, victim: str) -> str:
     node.psql(
         f"ALTER TABLE {victim} OWNER TO app_owner; GRANT SELECT ON {victim} TO readers;", dbname
     )
-    return password
+    return passfile
 
 
 def roles_of(node: Node) -> list[tuple[object, ...]]:
@@ -351,7 +362,7 @@ def test_globals_then_database_into_fresh_cluster(
     db = pgdr_data.dbname
     node, _ = loaded_primary(pgdr, pgdr_data)
     victim = pgdr_data.victim(node)
-    password = make_roles(node, db, victim)
+    passfile = make_roles(node, db, victim)
     expected = fingerprint(node, db)  # owners and grants included
     dump = dumps_dir(pgdr) / "team.dump"
     node.run_tool("pg_dump", "-Fc", "-f", dump, "-d", db)
@@ -375,7 +386,7 @@ def test_globals_then_database_into_fresh_cluster(
     ), "only the new cluster's own roles clash"
     assert roles_of(fresh) == roles_of(node)
     assert grants_of(fresh, db, victim) == grants_of(node, db, victim)
-    with psycopg.connect(fresh.conninfo(db, "app_owner"), password=password) as conn:
+    with psycopg.connect(fresh.conninfo(db, "app_owner"), passfile=str(passfile)) as conn:
         count = conn.execute(f"SELECT count(*) FROM {victim}").fetchone()
     assert count == (expected.rows(victim),)
 

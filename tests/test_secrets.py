@@ -31,7 +31,7 @@ def test_secret_repr_is_masked(tmp_path) -> None:
     creds = Credentials.generate(tmp_path / "pgpass")
     assert creds.password not in repr(creds) and creds.password not in repr([creds.password])
     assert isinstance(creds.password, Secret) and str(creds.password) == creds.password
-    assert f"{creds.password}" in creds.pgpass()
+    assert f"{creds.password}" in creds.pgpass() and creds.password not in repr(creds.pgpass())
 
 
 @pytest.mark.pgdr

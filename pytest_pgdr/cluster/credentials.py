@@ -45,8 +45,10 @@ class Credentials:
         register_secret(creds.replication_password)
         return creds
 
-    def pgpass(self) -> str:
-        return (
+    def pgpass(self) -> Secret:
+        """The pgpass file's text (a :class:`Secret`: masked in the locals of any frame that
+        writes it)."""
+        return Secret(
             f"*:*:*:{self.superuser}:{self.password}\n"
             f"*:*:*:{self.replication_user}:{self.replication_password}\n"
         )
