@@ -16,6 +16,12 @@ def test_measures_no_rpo(pgdr_measure):
     rto = pgdr_measure.declare_disaster()
     rto.stop("verify")
 
+@pytest.mark.pgdr(rpo="none")
+def test_loses_data_by_design(pgdr_measure):
+    rto = pgdr_measure.declare_disaster()
+    rto.stop("verify")
+    pgdr_measure.record_rpo(lost_commits=25)
+
 @pytest.mark.pgdr(rpo=0)
 def test_promises_rpo_but_measures_none(pgdr_measure):
     rto = pgdr_measure.declare_disaster()
@@ -29,7 +35,7 @@ def test_a_failure_is_a_failure_and_unmeasured_reads_alike(pytester: pytest.Pyte
     result = pytester.runpytest(
         "--pgdr", "--pgdr-scenarios=none", "--pgdr-report=run.json", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "restore failed for a reason of its own" in out
     assert "test_breaks_inside is over its recovery budget" not in out

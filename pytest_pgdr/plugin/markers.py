@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_pgdr.basics.errors import ConfigError
-from pytest_pgdr.basics.units import parse_duration
+from pytest_pgdr.basics.units import parse_duration, parse_optional_duration
 
 KEYWORDS = ("min_version", "rto", "rpo", "phases")
 EXAMPLE = "@pytest.mark.pgdr(min_version=17, rto='30s', rpo=0, phases={'promote': '2s'})"
@@ -33,7 +33,7 @@ def marker_problem(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | No
     try:
         for key in ("rto", "rpo"):
             if kwargs.get(key) is not None:
-                parse_duration(kwargs[key], f"{key}=")
+                parse_optional_duration(f"{key}=", kwargs[key])  # "none": no objective
         phases = kwargs.get("phases")
         if phases is not None:
             if not isinstance(phases, Mapping):
