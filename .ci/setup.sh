@@ -15,15 +15,19 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test,docker]"
 
-if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+# Debian's PostgreSQL 15, the backup tools the drills run through (pgBackRest, Barman), and a
+# headless browser for the HTML report's rendering test
+NEEDED="postgresql-15 pgbackrest barman barman-cli chromium"
+missing=$(for p in $NEEDED; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Debian's PostgreSQL 15"
+        echo "setup: installing" $missing
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq postgresql-15 >/dev/null
+        apt-get install -y -qq $missing >/dev/null
     else
-        echo "setup: no /usr/lib/postgresql/15 and cannot install it (needs root and apt-get);" \
-             "drills will run on the embedded PostgreSQL only" >&2
+        echo "setup: missing" $missing "and cannot install them (needs root and apt-get);" \
+             "their drills will be skipped (or fail in strict mode)" >&2
     fi
 fi
 if .venv/bin/python -c 'from pytest_pgdr.hosts.docker import docker_status as s; raise SystemExit(not s()[0])'; then
