@@ -15,7 +15,7 @@ unchecked), the script runs the same verify command.
 from __future__ import annotations
 
 import argparse
-import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -87,8 +87,11 @@ done
 
 
 def stop_by_hand(topo: Topology, run: int) -> None:
+    """Stop the by-hand server and drop its files (a 1 GB run keeps memory in /dev/shm)."""
     work = topo.root / f"hand{run}"
-    topo.host.run(["sh", "-c", f"kill -INT $(cat {shlex.quote(str(work))}/pid)"])
+    pg_ctl = topo.inst.bindir / "pg_ctl"
+    topo.host.run([str(pg_ctl), "-D", str(work / "data"), "stop", "-m", "immediate", "-w"])
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_tool(session: HarnessSession, spec: str, name: str, size: int, runs: int) -> None:
@@ -107,6 +110,7 @@ def bench_tool(session: HarnessSession, spec: str, name: str, size: int, runs: i
             node = tool.restore(backup, RecoveryTarget.latest(), settings={"archive_mode": "off"})
             harness.append(time.perf_counter() - started)
             node.stop("immediate")
+            shutil.rmtree(node.datadir, ignore_errors=True)
             script = by_hand_script(tool, topo, backup, run)
             started = time.perf_counter()
             proc = topo.host.run(["bash", "-c", script], timeout=600)
