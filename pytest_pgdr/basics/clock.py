@@ -12,7 +12,7 @@ class TimingError(AssertionError):
     """A duration of zero or less: a timer bug, never a real measurement."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Stopwatch:
     """Call :meth:`lap` at the end of each phase; :meth:`stop` ends the last one.
 
@@ -67,6 +67,15 @@ class Stopwatch:
             return 0.0
         end = self.stopped_at if self.stopped_at is not None else self.clock()
         return end - self.started_at
+
+    def __repr__(self) -> str:
+        """Short: a traceback shows the state and the laps, not the clock function."""
+        if self.started_at is None:
+            state = "not started"
+        else:
+            state = f"{'running' if self.running else 'stopped'} {self.total:.3f} s"
+        laps = ", ".join(f"{n} {s:.3f} s" for n, s in self.laps)
+        return f"Stopwatch({state}{'; ' + laps if laps else ''})"
 
     def phases(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -46,7 +46,7 @@ class Reportable(Protocol):
     def as_dict(self, origin: float | None = None) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(repr=False)
 class Measurement:
     """Collected by a drill through the ``pgdr_measure`` fixture; travels on the test report."""
 
@@ -59,6 +59,26 @@ class Measurement:
     log_lines: list[dict[str, str]] = field(default_factory=list)
     budget: dict[str, Any] | None = None
     verdict: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        """Short: what was measured, not every field (tracebacks show it in full otherwise)."""
+        parts = [f"rto={self.rto!r}"] if self.rto is not None else []
+        if self.rpo is not None:
+            parts.append(f"rpo={self.rpo.get('lost_commits')} lost")
+        if self.outage is not None:
+            parts.append("outage")
+        parts += [
+            f"{len(d)} {name}"
+            for name, d in (
+                ("figures", self.figures),
+                ("values", self.values),
+                ("log lines", self.log_lines),
+            )
+            if d
+        ]
+        if self.verdict is not None:
+            parts.append(f"verdict={self.verdict.get('status')}")
+        return f"Measurement({', '.join(parts)})"
 
     # RTO --------------------------------------------------------------------------------
     def declare_disaster(self) -> Stopwatch:
