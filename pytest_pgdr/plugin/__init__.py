@@ -21,7 +21,7 @@ import pytest
 
 from pytest_pgdr.basics import progress
 from pytest_pgdr.basics.errors import PgdrError, Unavailable, VersionSkip
-from pytest_pgdr.plugin.collector import KEY_COLLECTOR, RunCollector
+from pytest_pgdr.plugin.collector import KEPT_KEY, KEY_COLLECTOR, KEY_KEPT_SEEN, RunCollector
 from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     pgdr,
     pgdr_archive,
@@ -284,6 +284,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.longrepr = str(call.excinfo.value)
     remember_report(item, report)
+    if report.when == "teardown":
+        _note_kept(item, report)
     measurement = item.stash.get(KEY_MEASURE, None)
     if measurement is not None and report.when == "call":
         from pytest_pgdr.report.data import junit_properties
@@ -293,6 +295,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         setattr(report, REPORT_KEY, data)
         item.user_properties.extend(junit_properties(data))
     return report
+
+
+def _note_kept(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Directories the drill's teardown kept travel on its teardown report (xdist-safe), as
+    (run directory, kept as) pairs; the failure section names where the logs are now."""
+    session = item.config.stash.get(KEY_SESSION, None)
+    kept = getattr(session, "kept", None) or []
+    done = item.config.stash.get(KEY_KEPT_SEEN, 0)
+    if len(kept) <= done:
+        return
+    item.config.stash[KEY_KEPT_SEEN] = len(kept)
+    root = getattr((getattr(item, "funcargs", None) or {}).get("pgdr"), "root", None)
+    pairs = [[str(root or ""), str(path)] for path in kept[done:]]
+    setattr(report, KEPT_KEY, pairs)
+    lines = [f"kept in {to}" + (f" (was {was})" if was else "") for was, to in pairs]
+    report.sections.append(("pgdr kept (teardown)", "\n".join(lines)))
 
 
 def _target(item: pytest.Item) -> str:
@@ -323,11 +341,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     collector = config.stash.get(KEY_COLLECTOR, None)
     if collector is not None:
         collector.display(terminalreporter)
-    session = config.stash.get(KEY_SESSION, None)
-    if session is not None and session.kept:
-        terminalreporter.write_sep("-", "pgdr kept data directories")
-        for path in session.kept:
-            terminalreporter.write_line(str(path))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -27,23 +27,57 @@ class RunCollector:
         self.drills: list[DrillResult] = []
         self.notes: list[str] = []
         self.outcomes: dict[str, tuple[str, str]] = {}  # node id -> (target, outcome)
+        self.kept: list[tuple[str, str]] = []  # (node id, kept directory)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._junit_classname(report)
         where = getattr(report, TARGET_KEY, None)
         if where is not None:
             before = self.outcomes.get(report.nodeid, (where, "passed"))[1]
             if report.when == "call" or report.outcome != "passed":
                 before = "failed" if "failed" in (before, report.outcome) else report.outcome
             self.outcomes[report.nodeid] = (where, before)
+        for was, to in getattr(report, KEPT_KEY, None) or []:
+            self._kept(report.nodeid, was, to)
         data = getattr(report, REPORT_KEY, None)
-        if data is None or report.when != "call":
+        settings = self.config.stash.get(KEY_SETTINGS, None)
+        if (
+            data is None
+            and settings is not None
+            and settings.enabled
+            and where is not None
+            and report.when != "teardown"
+            and not report.passed
+        ):
+            # a drill that failed or was skipped before measuring anything still has a result
+            backend, _, postgres = str(where).partition("/")
+            data = {"context": {"backend": backend, "postgres": postgres}}
+        if data is None or report.when == "teardown":
             return
         from pytest_pgdr.report.data import DrillResult
 
-        message = failure_line(report) if report.failed else ""
         self.drills.append(
-            DrillResult(report.nodeid, report.outcome, report.duration, data, message)
+            DrillResult(report.nodeid, report.outcome, report.duration, data, reason_of(report))
         )
+
+    def _junit_classname(self, report: pytest.TestReport) -> None:
+        """Class names relative to the rootdir or the package, never through site-packages
+        (junitxml keeps an attribute set before it reads the report)."""
+        from _pytest import junitxml
+
+        xml = self.config.stash.get(junitxml.xml_key, None)
+        name = junit_classname(report.nodeid)
+        if xml is not None and name is not None:
+            xml.node_reporter(report).add_attribute("classname", name)
+
+    def _kept(self, nodeid: str, was: str, to: str) -> None:
+        self.kept.append((nodeid, to))
+        for drill in self.drills:
+            if drill.nodeid == nodeid:
+                drill.kept.append(to)
+                if was:  # the logs the message names moved with the directory
+                    drill.message = drill.message.replace(was, to)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         settings = self.config.stash.get(KEY_SETTINGS, None)
@@ -59,24 +93,69 @@ class RunCollector:
             int(exitstatus),
             installs=installs,
             args=self.config.invocation_params.args,
+            rootdir=self.config.rootpath,
             bases={"cli": self.config.invocation_params.dir, "ini": self.config.rootpath},
         )
 
     def display(self, terminalreporter: Any) -> None:
-        if self.drills:
+        shown = [d for d in self.drills if d.outcome == "failed" or set(d.data) - {"context"}]
+        if shown:
             from pytest_pgdr.report.text import summary_lines
 
+            width = self.config.get_terminal_writer().fullwidth
             terminalreporter.write_sep("-", "pgdr recovery times")
-            for line in summary_lines(sorted(self.drills, key=lambda d: d.nodeid)):
+            for line in summary_lines(shown, width):
                 terminalreporter.write_line(line)
         settings = self.config.stash.get(KEY_SETTINGS, None)
         if self.outcomes or (settings is not None and settings.enabled):
             terminalreporter.write_line(count_line(self.outcomes))
+        if self.kept:
+            terminalreporter.write_sep("-", "pgdr kept data directories and logs")
+            for _, path in self.kept:  # the directory's name says which drill
+                terminalreporter.write_line(path)
         for note in self.notes:
             terminalreporter.write_line(f"pgdr: {note}")
 
 
 KEY_COLLECTOR = pytest.StashKey[RunCollector]()
+KEY_KEPT_SEEN = pytest.StashKey[int]()  # how many kept paths teardown reports carried so far
+# the attribute of a teardown report that lists what it kept: [[run directory, kept as], ...]
+KEPT_KEY = "pgdr_kept"
+
+
+def junit_classname(nodeid: str) -> str | None:
+    """``pytest_pgdr.scenarios.test_failover`` for an installed drill (its node id goes
+    through ``site-packages`` or above the rootdir); None where pytest's own name is right."""
+    path, *names = nodeid.split("::")
+    if "site-packages/" in path:
+        path = path.rsplit("site-packages/", 1)[1]
+    elif path.startswith("../"):
+        parts = path.split("/")
+        path = (
+            "/".join(parts[-2:])
+            if "scenarios" not in parts
+            else "/".join(
+                parts[
+                    parts.index("scenarios")
+                    - (parts[parts.index("scenarios") - 1] == "pytest_pgdr") :
+                ]
+            )
+        )
+    else:
+        return None
+    module = path.removesuffix(".py").replace("/", ".")
+    return ".".join([module, *names[:-1]])
+
+
+def reason_of(report: pytest.TestReport) -> str:
+    """Why a drill failed (see :func:`failure_line`) or was skipped ('' when it passed)."""
+    if report.failed:
+        return failure_line(report)
+    if report.skipped:
+        longrepr = report.longrepr
+        text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")
+        return text.removeprefix("Skipped: ")
+    return ""
 
 
 def failure_line(report: pytest.TestReport) -> str:

@@ -7,9 +7,11 @@ plugin hands in one :class:`DrillResult` per drill, collected on the xdist contr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import socket
 import uuid
@@ -20,7 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # load_history migrates the older ones
 CI_VARIABLES = (
     "GITHUB_RUN_ID",
     "GITHUB_RUN_NUMBER",
@@ -43,6 +46,7 @@ class DrillResult:
     duration_s: float
     data: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
+    kept: list[str] = field(default_factory=list)
 
     @property
     def postgres(self) -> str:
@@ -56,11 +60,17 @@ class DrillResult:
             return short.replace(f"[{self.postgres}]", "")
         return short.replace(f"{self.postgres}-", "").replace(f"-{self.postgres}", "")
 
+    @property
+    def short_id(self) -> str:
+        """What a narrow terminal shows: the test name's start and a hash of the full id."""
+        return short_id(self.nodeid, self.name.split("::", 1)[-1])
+
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.data)
         context = dict(data.pop("context", {}))
         return {
             "id": self.nodeid,
+            "short_id": self.short_id,
             "name": self.name,
             "outcome": self.outcome,
             "duration_s": round(self.duration_s, 6),
@@ -77,7 +87,22 @@ class DrillResult:
             "verdict": data.get("verdict"),
             "log_lines": data.get("log_lines", []),
             "message": _trim(self.message),
+            "reason": _first_line(self.message),
+            "kept": list(self.kept),
         }
+
+
+SHORT_PREFIX = 18
+
+
+def short_id(nodeid: str, name: str) -> str:
+    """``test_failover_und~1a2b3c``: stable across runs and terminal widths."""
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:6]
+    return f"{name[:SHORT_PREFIX]}~{digest}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _trim(text: str) -> str:
@@ -146,8 +171,12 @@ def build(
     finished: datetime,
     exit_status: int,
     args: Sequence[str] = (),
+    rootdir: Path | None = None,
 ) -> dict[str, Any]:
+    from pytest_pgdr.report.identity import ci_link, git_commit, versions_used
+
     ordered = sorted(drills, key=lambda d: d.nodeid)
+    as_dicts = [d.as_dict() for d in ordered]
     return {
         "schema_version": SCHEMA_VERSION,
         "run": {
@@ -158,20 +187,49 @@ def build(
             "exit_status": exit_status,
             "args": list(args),
             "command": shlex.join(["pytest", *args]),
+            "rootdir": str(rootdir) if rootdir else None,
+            "git": git_commit(rootdir),
+            "ci_url": ci_link(),
+            "kept": [path for d in ordered for path in d.kept],
         },
-        "environment": dict(env),
-        "summary": _summary(ordered),
-        "drills": [d.as_dict() for d in ordered],
+        "environment": {**env, "versions_used": versions_used(as_dicts, env)},
+        "summary": summary(as_dicts),
+        "drills": as_dicts,
     }
 
 
-def _summary(drills: Sequence[DrillResult]) -> dict[str, int]:
+def over_budget(drill: Mapping[str, Any]) -> bool:
+    return (drill.get("verdict") or {}).get("status") in ("over", "unmeasured")
+
+
+def summary(drills: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Each drill counted once: ``failed`` is failed for a reason other than its budget."""
     out = {"drills": len(drills), "passed": 0, "failed": 0, "skipped": 0, "over_budget": 0}
     for d in drills:
-        out[d.outcome] = out.get(d.outcome, 0) + 1
-        if (d.data.get("verdict") or {}).get("status") in ("over", "unmeasured"):
-            out["over_budget"] += 1
+        key = "over_budget" if over_budget(d) else str(d.get("outcome"))
+        out[key] = out.get(key, 0) + 1
     return out
+
+
+def migrate(report: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 report read as version 2: ``summary`` counted over-budget drills as
+    failed too, and drills had no ``short_id``, ``reason`` or ``kept``."""
+    if report.get("schema_version") == 1:
+        report = dict(report, schema_version=2)
+        drills = []
+        for d in report.get("drills") or []:
+            if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+                drills.append(d)
+                continue
+            name = str(d.get("name") or d["id"]).split("::", 1)[-1]
+            d = {"short_id": short_id(d["id"], name), "kept": [], **d}
+            d.setdefault("reason", _first_line(str(d.get("message") or "")))
+            drills.append(d)
+        report["drills"] = drills
+        if all(isinstance(d, dict) for d in drills):
+            report["summary"] = summary(drills)
+        report["run"] = {"git": None, "ci_url": None, "kept": [], **(report.get("run") or {})}
+    return report
 
 
 def now() -> datetime:
@@ -188,7 +246,8 @@ def write(path: Path, report: Mapping[str, Any]) -> Path:
 
 
 def load_history(folder: Path, warn: Any = None) -> list[dict[str, Any]]:
-    """Earlier reports in ``folder`` (any ``*.json`` with a known schema), oldest first.
+    """Earlier reports in ``folder`` (any ``*.json`` with a known schema), oldest first,
+    migrated to the current schema (:func:`migrate`).
 
     A file that is not JSON, of another schema version or of the right version but the wrong
     shape is skipped with a warning naming it; it never breaks the HTML report.
@@ -201,13 +260,15 @@ def load_history(folder: Path, warn: Any = None) -> list[dict[str, Any]]:
             if warn:
                 warn(f"skipping history file {path}: {exc}")
             continue
-        if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
+        if not isinstance(report, dict) or report.get("schema_version") not in READABLE_VERSIONS:
             if warn:
+                versions = " or ".join(str(v) for v in READABLE_VERSIONS)
                 warn(
                     f"skipping history file {path}: not a pytest-pgdr report of schema"
-                    f" version {SCHEMA_VERSION}"
+                    f" version {versions}"
                 )
             continue
+        report = migrate(report)
         problem = shape_problem(report)
         if problem is not None:
             if warn:
@@ -283,7 +344,7 @@ def junit_properties(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     ]
     if data.get("rto"):
         props.append(("pgdr_rto_s", data["rto"]["total_s"]))
-        props += [(f"pgdr_phase_{p['name']}_s", p["seconds"]) for p in data["rto"]["phases"]]
+        props += [(f"pgdr_phase_{_slug(p['name'])}_s", p["seconds"]) for p in data["rto"]["phases"]]
     outage = data.get("outage") or {}
     props += [
         (f"pgdr_outage_{k}", outage[k])
@@ -307,11 +368,16 @@ def junit_properties(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return props
 
 
+def _slug(name: str) -> str:
+    """``restore base backup`` -> ``restore_base_backup`` (no spaces in property names)."""
+    return re.sub(r"_+", "_", "".join(c if c.isalnum() else "_" for c in name.lower())).strip("_")
+
+
 UNIT_SUFFIX = {"B/s": "bytes_per_s", "B": "bytes", "s": "s"}
 
 
 def _figure_key(name: str, unit: str) -> str:
     """``restore throughput`` in B/s -> ``restore_throughput_bytes_per_s``."""
-    slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+    slug = _slug(name)
     suffix = UNIT_SUFFIX.get(unit, "".join(c if c.isalnum() else "_" for c in unit))
     return slug if not suffix or slug.endswith(suffix) else f"{slug}_{suffix}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from pytest_pgdr.basics.units import format_bytes, format_duration
@@ -10,15 +12,14 @@ from pytest_pgdr.report.data import DrillResult
 
 COLUMNS = (
     "drill",
-    "backend",
-    "PostgreSQL",
+    "module",
+    "target",
     "RTO",
     "write outage",
     "RPO",
     "throughput/lag",
     "verdict",
 )
-NAME_WIDTH = 60
 
 
 def format_seconds(seconds: float) -> str:
@@ -76,15 +77,44 @@ def verdict_text(drill: DrillResult) -> str:
     return "ok" if status == "pass" else "passed, no budget"
 
 
-def row(drill: DrillResult) -> tuple[str, ...]:
+def rank(drill: DrillResult) -> int:
+    """0 failed (for a reason other than its budget), 1 over budget, 2 the rest."""
+    if (drill.data.get("verdict") or {}).get("status") in ("over", "unmeasured"):
+        return 1
+    return 0 if drill.outcome == "failed" else 2
+
+
+def ordered(drills: Sequence[DrillResult]) -> list[DrillResult]:
+    """Failures first, then over budget, then the rest, each by node id."""
+    return sorted(drills, key=lambda d: (rank(d), d.nodeid))
+
+
+def test_name(drill: DrillResult) -> str:
+    """The drill's test (class and function, parameters) without its file."""
+    return drill.name.split("::", 1)[-1]
+
+
+def module_name(drill: DrillResult) -> str:
+    return PurePosixPath(drill.nodeid.split("::", 1)[0]).stem
+
+
+def reason(drill: DrillResult) -> str:
+    """The first line of why a drill failed or was skipped ('' for the rest)."""
+    for line in drill.message.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def row(drill: DrillResult, drill_width: int | None = None) -> tuple[str, ...]:
+    """The cells of one drill; an id longer than ``drill_width`` is its short id."""
     data = drill.data
     rto = data.get("rto")
-    name = drill.name.split("::", 1)[-1]
-    name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 3] + "..."
+    name = test_name(drill)
     return (
-        name,
-        str(data.get("context", {}).get("backend", "-")),
-        drill.postgres or "-",
+        drill.short_id if drill_width is not None and len(name) > drill_width else name,
+        module_name(drill),
+        target_text(drill),
         format_duration(rto["total_s"]) if rto else "-",
         outage_text(data.get("outage")),
         rpo_text(data.get("rpo")),
@@ -93,31 +123,96 @@ def row(drill: DrillResult) -> tuple[str, ...]:
     )
 
 
-def phases_line(drill: DrillResult) -> str | None:
+def target_text(drill: DrillResult) -> str:
+    """``local/embedded-18``: backend and PostgreSQL in one cell."""
+    backend = drill.data.get("context", {}).get("backend")
+    return "/".join(str(p) for p in (backend, drill.postgres) if p) or "-"
+
+
+def phases_text(drill: DrillResult) -> str | None:
     rto = drill.data.get("rto")
     if not rto or not rto.get("phases"):
         return None
-    phases = ", ".join(f"{p['name']} {format_duration(p['seconds'])}" for p in rto["phases"])
-    return f"    RTO phases: {phases}"
+    return ", ".join(f"{p['name']} {format_duration(p['seconds'])}" for p in rto["phases"])
 
 
-def summary_lines(drills: Sequence[DrillResult]) -> list[str]:
-    """The table, or nothing when no drill measured anything."""
+# what gives way, in this order, when the table is too wide: a column index moves under the
+# row, -1 means short drill ids
+STEPS = (6, 4, -1, 1, 5)
+INDENT = "    "
+SHORT_WIDTH = 25  # a short id: 18 characters of the name, "~" and 6 of a hash
+
+
+def summary_lines(drills: Sequence[DrillResult], width: int = 120) -> list[str]:
+    """The table (failures first, with their reason), every line at most ``width`` wide.
+
+    Too wide: throughput/lag and write outage move under the row, then the drill column
+    shows short ids (``name~hash``; the JSON report's ``short_id`` maps them back), then the
+    module and RPO move under the row too.
+    """
     if not drills:
         return []
-    rows = [row(d) for d in drills]
-    widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    drills = ordered(drills)
+    drill_width: int | None = None  # None: every drill id in full
+    moved: list[int] = []
+    steps = list(STEPS)
+    while True:
+        rows = [row(d, drill_width) for d in drills]
+        keep = [i for i in range(len(COLUMNS)) if i not in moved]
+        widths = {i: max(len(r[i]) for r in [COLUMNS, *rows]) for i in keep}
+        if sum(widths.values()) + 2 * (len(keep) - 1) <= width:
+            break
+        if not steps:
+            break
+        step = steps.pop(0)
+        if step < 0:  # ids longer than what is left for them become short ids
+            others = sum(w for i, w in widths.items() if i != 0) + 2 * (len(keep) - 1)
+            drill_width = max(width - others, SHORT_WIDTH)
+        else:
+            moved.append(step)
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        text = "  ".join(cells[i].ljust(widths[i]) for i in keep).rstrip()
+        return clip(text, width)
 
     lines = [fmt(COLUMNS)]
     for drill, cells in zip(drills, rows, strict=True):
         lines.append(fmt(cells))
-        phases = phases_line(drill)
+        phases = phases_text(drill)
         if phases:
-            lines.append(phases)
+            lines += pack(f"RTO phases: {phases}", width)
+        extra = [f"{COLUMNS[i]}: {cells[i]}" for i in sorted(moved) if cells[i] != "-"]
+        if extra:
+            lines += pack("; ".join(extra), width)
+        why = reason(drill)
+        if why and drill.outcome in ("failed", "skipped") and rank(drill) != 1:
+            label = "FAILED" if drill.outcome == "failed" else "skipped"
+            lines.append(clip(f"{INDENT}{label}: {why}", width))
     return lines
+
+
+def pack(text: str, width: int) -> list[str]:
+    """``text`` over indented lines of at most ``width``, broken after '; ' (or after ', '
+    inside a part too long for a line of its own)."""
+    pieces = [
+        part
+        for segment in re.split(r"(?<=;) ", text)
+        for part in (
+            [segment] if len(segment) <= width - 2 * len(INDENT) else re.split(r"(?<=,) ", segment)
+        )
+    ]
+    lines, line = [], INDENT
+    for piece in pieces:
+        if line.strip() and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = INDENT * 2
+        line += ("" if not line.strip() else " ") + piece
+    lines.append(line)
+    return [clip(x, width) for x in lines]
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
 
 
 def drill_names(d: Mapping[str, Any]) -> tuple[str, str]:

@@ -32,6 +32,7 @@ def write_reports(
     installs: Iterable[Any] = (),
     args: Sequence[str] = (),
     bases: Mapping[str, Path] | None = None,
+    rootdir: Path | None = None,
 ) -> list[str]:
     """Write the JSON and/or HTML report a run asked for; returns lines for the terminal."""
     bases = bases or {"cli": Path.cwd(), "ini": Path.cwd()}
@@ -46,7 +47,7 @@ def write_reports(
             "rpo_budget_s": settings.rpo,
         },
     )
-    report = build(drills, env, started, now(), exit_status, args)
+    report = build(drills, env, started, now(), exit_status, args, rootdir=rootdir)
     notes = []
     if settings.report:
         path = output_path(settings.report, settings.sources.get("report", ""), bases)
