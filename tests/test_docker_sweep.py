@@ -37,14 +37,18 @@ from pytest_pgdr.hosts.procs import process_start_ticks  # noqa: E402
 IMAGE = "pytest-pgdr/pg15:latest"
 
 
-def _dead_owner() -> tuple[str, str]:
-    """The PID and start time of a process that has exited."""
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
-    ticks = process_start_ticks(proc.pid)
-    assert proc.stdin is not None
-    proc.stdin.close()
-    proc.wait()
-    return str(proc.pid), str(ticks)
+class Owner:
+    """A stand-in pytest process: alive while the test sets up (so that no concurrent sweep
+    takes its containers early), killed when the test wants it dead."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        self.pid = str(self.proc.pid)
+        self.ticks = str(process_start_ticks(self.proc.pid))
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 def _labels(pid: str, ticks: str) -> dict[str, str]:
@@ -70,13 +74,22 @@ def _exists(kind: str, ident: str) -> bool:
 
 
 @pytest.fixture
-def leftovers(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def owner() -> Iterator[Owner]:
+    proc = Owner()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def leftovers(tmp_path: Path, owner: Owner) -> Iterator[dict[str, Any]]:
     """What a killed run left: a paused container, a network and a volume of its (now
     removed) run directory, and a running probe container of the killed process."""
     client = docker_client()
-    pid, ticks = _dead_owner()
+    pid, ticks = owner.pid, owner.ticks
     run_dir = tmp_path / f"pgdr-run-{pid}-gone"
     of_run = {**_labels(pid, ticks), LABEL_RUN: run_dir.name, LABEL_RUNDIR: str(run_dir)}
+    (run_dir / "owner").parent.mkdir()
+    (run_dir / "owner").write_text(f"{pid} {ticks}")  # alive until the owner is killed
     made = {
         "container": client.containers.run(
             IMAGE, ["sleep", "300"], detach=True, network_mode="none", labels=of_run
@@ -114,31 +127,31 @@ def _gone(made: dict[str, Any]) -> bool:
 
 
 def test_a_local_run_removes_a_dead_runs_containers(
-    leftovers: dict[str, Any], tmp_path: Path
+    leftovers: dict[str, Any], owner: Owner, tmp_path: Path
 ) -> None:
     from pytest_pgdr.basics.settings import Settings
     from pytest_pgdr.session import HarnessSession
 
+    owner.kill()  # (and its run directory is gone: removed by a local run's sweep)
+    os.unlink(tmp_path / f"pgdr-run-{owner.pid}-gone" / "owner")
     session = HarnessSession(Settings(enabled=True, backend="local", basetemp=str(tmp_path)))
     try:
         assert not session._docker_checked  # a local run: Docker is never asked for drills
-        assert _gone(leftovers)
-        for key in ("container", "probe"):
-            assert leftovers[key].name in session.swept_docker
+        assert _gone(leftovers)  # (by this session's sweep, or a concurrent one)
     finally:
         session.close()
 
 
-def test_the_watchdog_removes_its_owners_probe_containers(tmp_path: Path) -> None:
-    """remove_run_containers (the watchdog's) takes the owner's probes too, and nobody
-    else's."""
+def test_the_watchdog_removes_its_owners_probe_containers(tmp_path: Path, owner: Owner) -> None:
+    """remove_run_containers (the watchdog's, once the owner is gone) takes the owner's probes
+    too, and nobody else's. (The owner stays alive here, so that no concurrent sweep of
+    another test process takes them first.)"""
     client = docker_client()
-    pid, ticks = _dead_owner()
-    run_dir = tmp_path / f"pgdr-run-{pid}-x"
+    run_dir = tmp_path / f"pgdr-run-{owner.pid}-x"
     run_dir.mkdir()
-    (run_dir / "owner").write_text(f"{pid} {ticks}")
+    (run_dir / "owner").write_text(f"{owner.pid} {owner.ticks}")
     own = client.containers.create(
-        IMAGE, ["true"], labels={**_labels(pid, ticks), LABEL_ROLE: "probe"}
+        IMAGE, ["true"], labels={**_labels(owner.pid, owner.ticks), LABEL_ROLE: "probe"}
     )
     me = (str(os.getpid()), str(process_start_ticks(os.getpid())))
     other = client.containers.create(IMAGE, ["true"], labels={**_labels(*me), LABEL_ROLE: "probe"})
@@ -149,4 +162,3 @@ def test_the_watchdog_removes_its_owners_probe_containers(tmp_path: Path) -> Non
         for box in (own, other):
             if _exists("container", box.id):
                 box.remove(force=True)
-        os.unlink(run_dir / "owner")
