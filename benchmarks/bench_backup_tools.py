@@ -63,6 +63,8 @@ def by_hand_commands(tool: BackupTool, topo: Topology, backup: ToolBackup, datad
 
 
 def by_hand_script(tool: BackupTool, topo: Topology, backup: ToolBackup, run: int) -> str:
+    """The restore a person runs: the tool's command, the restored configuration with this
+    server's own port and socket appended (later lines win), start, wait for promotion."""
     work = topo.root / f"hand{run}"
     datadir, sock = work / "data", work / "sock"
     port = topo.host.run_dir.claim_port()
@@ -76,7 +78,7 @@ def by_hand_script(tool: BackupTool, topo: Topology, backup: ToolBackup, run: in
 mkdir -m 700 -p {datadir} {sock}
 {by_hand_commands(tool, topo, backup, datadir)}
 rm -f {datadir}/postmaster.pid {datadir}/standby.signal
-printf "{conf}" > {datadir}/pgdr.conf
+printf "{conf}" >> {datadir}/pgdr.conf
 {bindir}/postgres -D {datadir} </dev/null >{work}/postgres.log 2>&1 &
 echo $! > {work}/pid
 until [ "$({psql} 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
