@@ -12,6 +12,8 @@ from html import escape
 from typing import Any
 
 from pytest_pgdr.basics.units import format_bytes, format_duration
+from pytest_pgdr.report.first_screen import CSS as FIRST_CSS
+from pytest_pgdr.report.first_screen import first_screen
 from pytest_pgdr.report.svg import BAD, MUTED, OK, timeline_svg
 from pytest_pgdr.report.text import drill_names, figure_text, outage_text, rpo_text
 from pytest_pgdr.report.trends import trends_section
@@ -84,8 +86,16 @@ text.halo{paint-order:stroke;stroke:#fff;stroke-width:4px}
 def render(report: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) -> str:
     """The whole page for ``report``; ``runs`` (oldest first, this one last) feed the trends."""
     drills = sorted(report.get("drills", []), key=_severity)
-    body = [_header(report), "<main>", _stats(report), _table(drills)]
-    body += ["<h2>Drills</h2>", *(_drill(d, i) for i, d in enumerate(drills))]
+    body = [_header(report), "<main>", first_screen(report, runs or [report])]
+    body += [_stats(report), _table(drills), "<h2>Drills</h2>"]
+    sections = [(d, _drill(d, i)) for i, d in enumerate(drills)]
+    body += [html for d, html in sections if _severity(d)[0] < 2]
+    rest = [html for d, html in sections if _severity(d)[0] == 2]
+    if rest:  # passing drills collapsed: the page opens on what broke
+        body.append(
+            f"<details class=passing><summary>{len(rest)} passing or skipped drills</summary>"
+            f"{''.join(rest)}</details>"
+        )
     if len(runs) > 1:
         body.append(trends_section(runs))
     body += [_environment(report.get("environment", {})), "</main>"]
@@ -93,7 +103,7 @@ def render(report: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) ->
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
         f'</title><meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+        f"<style>{CSS}{FIRST_CSS}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
 
@@ -124,6 +134,7 @@ def _stats(report: Mapping[str, Any]) -> str:
         ("drills", summary.get("drills", 0), "#1f2933"),
         ("passed", summary.get("passed", 0), OK),
         ("failed", summary.get("failed", 0), BAD if summary.get("failed") else MUTED),
+        ("skipped", summary.get("skipped", 0), MUTED),
         (
             "over budget",
             summary.get("over_budget", 0),
@@ -287,6 +298,7 @@ def _environment(env: Mapping[str, Any]) -> str:
         ("image", env.get("image") or "-"),
         ("python", env.get("python")),
     ]
+    rows += [("used", v) for v in env.get("versions_used", [])]
     rows += [
         (f"PostgreSQL {p['label']}", f"{p['version']} ({p['bindir']})")
         for p in env.get("postgres", [])
@@ -302,5 +314,20 @@ def _environment(env: Mapping[str, Any]) -> str:
     )
     rows += [(k, v) for k, v in env.get("settings", {}).items()]
     rows += [(k, v) for k, v in env.get("ci", {}).items()]
-    cells = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    cells = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(plain(v))}</td></tr>" for k, v in rows
+    )
     return f"<h2>Environment</h2><table>{cells}</table>"
+
+
+def plain(value: Any) -> str:
+    """A setting as a person writes it: ``embedded, 15``, ``off``, ``-`` (no Python reprs)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(plain(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items()) or "-"
+    return str(value)

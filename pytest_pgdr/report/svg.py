@@ -6,7 +6,7 @@ Inline SVG only (no script); sizes are in viewBox units and the page scales them
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -158,15 +158,24 @@ def _outage_lane(outage: Mapping[str, Any], scale: float, y: float) -> str:
 
 
 def trend_chart(
-    what: str, points: Sequence[tuple[int, Mapping[str, Any]]], labels: Sequence[str], pick: Any
+    what: str,
+    points: Sequence[tuple[int, Mapping[str, Any]]],
+    labels: Sequence[str],
+    pick: Any,
+    failed: Collection[int] = (),
+    fmt: Any = None,
 ) -> str:
+    """One figure across runs; runs in ``failed`` are drawn as red crosses (at the value when
+    one was measured, else on the axis), never left out."""
     measured = [(i, *pick(d)) for i, d in points]
     measured = [(i, v, b) for i, v, b in measured if v is not None]
     title = f"<div class=charttitle>{escape(what)}</div>"
+    if not measured and failed:
+        measured = [(min(failed), 0.0, None)]
     if not measured:
         return f"<div>{title}<p class=muted>not measured</p></div>"
     peak = max(v for _, v, _ in measured)
-    if peak == 0 and all(b in (None, 0) for _, _, b in measured):
+    if peak == 0 and not failed and all(b in (None, 0) for _, _, b in measured):
         return (
             f"<div>{title}<p class=zero>0 in all {len(measured)} runs: no acknowledged"
             " write lost</p></div>"
@@ -175,11 +184,16 @@ def trend_chart(
     top = nice_ceiling(max(peak, 1e-4) * 1.15)
     if budgets and max(budgets) <= top * 2:
         top = nice_ceiling(max([peak, *budgets]) * 1.1)
-    return f"<div>{title}{_trend_svg(measured, labels, top)}</div>"
+    svg = _trend_svg(measured, labels, top, set(failed), fmt or format_duration)
+    return f"<div>{title}{svg}</div>"
 
 
 def _trend_svg(
-    measured: Sequence[tuple[int, float, float | None]], labels: Sequence[str], top: float
+    measured: Sequence[tuple[int, float, float | None]],
+    labels: Sequence[str],
+    top: float,
+    failed: set[int],
+    fmt: Any,
 ) -> str:
     left, right, bottom, topm = 56, TREND_W - 14, TREND_H - 26, 16
     count = max(len(labels) - 1, 1)
@@ -202,12 +216,23 @@ def _trend_svg(
     parts += _budget_steps(measured, xy, top, right)
     line = " ".join(f"{x},{y}" for x, y in (xy(i, v) for i, v, _ in measured))
     parts.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')
+    at = {i: v for i, v, _ in measured}
     for i, v, b in measured:
+        if i in failed:
+            continue
         x, y = xy(i, v)
         color = BAD if b is not None and v > b else PALETTE[0]
         parts.append(
             f'<circle cx="{x}" cy="{y}" r="3.5" fill="{color}"><title>'
-            f"{escape(labels[i])}: {format_duration(v)}</title></circle>"
+            f"{escape(labels[i])}: {escape(fmt(v))}</title></circle>"
+        )
+    for i in sorted(failed):
+        x, y = xy(i, at.get(i, 0.0))
+        value = f": {fmt(at[i])}" if i in at else ": nothing measured"
+        parts.append(
+            f'<path d="M{x - 5},{y - 5}L{x + 5},{y + 5}M{x - 5},{y + 5}L{x + 5},{y - 5}" '
+            f'stroke="{BAD}" stroke-width="2.5"><title>{escape(labels[i])}: FAILED'
+            f"{escape(value)}</title></path>"
         )
     return (
         f'<svg width="100%" viewBox="0 0 {TREND_W} {TREND_H}" '
