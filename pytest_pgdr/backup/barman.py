@@ -133,6 +133,7 @@ class Barman:
 
     def attach(self, node: Node) -> None:
         """Barman's server entry for ``node``, its archive_command, then ``barman check``."""
+        self._refuse_newer_postgres()
         self.write_config(node)
         was_on = str(node.conf.get("archive_mode", "off")) in ("on", "always", "True")
         node.conf.update(self.wal_settings(node))
@@ -158,6 +159,17 @@ class Barman:
                 log_name="barman check",
             )
         return lines
+
+    def _refuse_newer_postgres(self) -> None:
+        """Barman releases before 3.6 know PostgreSQL up to 15 (Debian bookworm has 3.4)."""
+        numbers = [int(n) for n in re.findall(r"\d+", self.version())[:2]]
+        if numbers and tuple(numbers) < (3, 6) and self.topology.major > 15:
+            raise ToolRefusesVersion(
+                f"Barman {self.version()} predates PostgreSQL {self.topology.major}",
+                "Barman releases before 3.6 support PostgreSQL up to 15",
+                "Run the Barman drills on PostgreSQL 15 (--pgdr-postgres 15), or install a newer"
+                " Barman (pip install barman) for this version",
+            )
 
     def _refused(self, failed: list[str]) -> None:
         for line in failed:
