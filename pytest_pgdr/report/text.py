@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pytest_pgdr.basics.units import format_bytes, format_duration
-from pytest_pgdr.report.data import DrillResult
+from pytest_pgdr.report.data import DrillResult, first_line
 
 COLUMNS = (
     "drill",
@@ -43,6 +43,8 @@ def rpo_text(rpo: Mapping[str, Any] | None) -> str:
 def outage_text(outage: Mapping[str, Any] | None) -> str:
     if not outage:
         return "-"
+    if outage.get("observed") is False:
+        return "unknown (not observed)"
     if outage.get("seconds") is None:
         return "no write after fault"
     return format_duration(outage["seconds"])
@@ -100,10 +102,7 @@ def module_name(drill: DrillResult) -> str:
 
 def reason(drill: DrillResult) -> str:
     """The first line of why a drill failed or was skipped ('' for the rest)."""
-    for line in drill.message.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+    return first_line(drill.message)
 
 
 def row(drill: DrillResult, drill_width: int | None = None) -> tuple[str, ...]:
