@@ -19,9 +19,19 @@ from pathlib import Path
 
 from pytest_pgdr import HarnessSession, RecoveryTarget, Settings, Topology, fingerprint
 from pytest_pgdr.cluster.template import ensure_template
-from pytest_pgdr.plugin.fixtures import EMPLOYEES
 
 HERE = Path(__file__).parent
+EMPLOYEES = """
+CREATE TABLE employees (
+    id serial PRIMARY KEY,
+    full_name text NOT NULL,
+    dept text NOT NULL,
+    salary numeric(10, 2) CHECK (salary > 0)
+);
+INSERT INTO employees (full_name, dept, salary) VALUES
+    ('Asha Singh', 'IT', 1200000), ('Rohit Verma', 'Finance', 950000),
+    ('Pooja Das', 'HR', 600000);
+"""
 INSERT = (
     "INSERT INTO employees (full_name, dept, salary) SELECT 'Employee ' || g,"
     " (ARRAY['IT','Finance','HR','Ops'])[mod(g, 4) + 1], 1000 + g"
