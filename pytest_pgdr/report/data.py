@@ -102,7 +102,16 @@ def short_id(nodeid: str, name: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+    """The exception's first line; one that ends in ':' takes the next line with it."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1 and not lines[1].startswith("(at "):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
+first_line = _first_line
 
 
 def _trim(text: str) -> str:
