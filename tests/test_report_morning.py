@@ -220,3 +220,30 @@ def test_kept_directories_are_listed_under_xdist(pytester: pytest.Pytester) -> N
         import shutil
 
         shutil.rmtree(kept, ignore_errors=True)
+
+
+UNMEASURED = """
+import pytest
+
+@pytest.mark.pgdr(min_version=99)
+def test_needs_new(pgdr, pgdr_primary):
+    pass
+
+def test_breaks(pgdr_primary):
+    raise RuntimeError("primary did not come back")
+"""
+
+
+def test_drills_that_measured_nothing_keep_their_reasons(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x=UNMEASURED)
+    result = pytester.runpytest(*PGDR, "--pgdr-report=r.json")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["test_breaks[[]pg18-embedded]  test_x  local/pg18 *FAILED", "    FAILED: RuntimeError: *"]
+    )
+    drills = {d["id"].split("::")[-1]: d for d in report(pytester.path)["drills"]}
+    assert (
+        drills["test_breaks[pg18-embedded]"]["reason"] == "RuntimeError: primary did not come back"
+    )
+    assert drills["test_needs_new[pg18-embedded]"]["reason"].startswith("needs PostgreSQL 99")
+    assert drills["test_needs_new[pg18-embedded]"]["name"].endswith("[pg18-embedded]")

@@ -51,8 +51,7 @@ class RunCollector:
             and not report.passed
         ):
             # a drill that failed or was skipped before measuring anything still has a result
-            backend, _, postgres = str(where).partition("/")
-            data = {"context": {"backend": backend, "postgres": postgres}}
+            data = {"context": {"backend": str(where).partition("/")[0], "target": where}}
         if data is None or report.when == "teardown":
             return
         from pytest_pgdr.report.data import DrillResult

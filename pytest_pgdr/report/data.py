@@ -56,7 +56,9 @@ class DrillResult:
     def name(self) -> str:
         """The node id without its directory and without the PostgreSQL parameter."""
         short = self.nodeid.split("/")[-1]
-        if self.postgres and f"[{self.postgres}]" in short:
+        if not self.postgres:
+            return short
+        if f"[{self.postgres}]" in short:
             return short.replace(f"[{self.postgres}]", "")
         return short.replace(f"{self.postgres}-", "").replace(f"-{self.postgres}", "")
 

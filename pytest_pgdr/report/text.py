@@ -124,8 +124,10 @@ def row(drill: DrillResult, drill_width: int | None = None) -> tuple[str, ...]:
 
 def target_text(drill: DrillResult) -> str:
     """``local/embedded-18``: backend and PostgreSQL in one cell."""
-    backend = drill.data.get("context", {}).get("backend")
-    return "/".join(str(p) for p in (backend, drill.postgres) if p) or "-"
+    context = drill.data.get("context", {})
+    if context.get("target") and not drill.postgres:  # failed before measuring anything
+        return str(context["target"])
+    return "/".join(str(p) for p in (context.get("backend"), drill.postgres) if p) or "-"
 
 
 def phases_text(drill: DrillResult) -> str | None:
