@@ -197,3 +197,29 @@ def test_the_sweep_removes_shared_memory_of_crashed_servers(harness: Any) -> Non
     assert not running.is_running() and not postmasters_for(str(running.datadir))
     assert [s for s in live if (SHM_DIR / s).exists()] == []  # killed there, so removed too
     topology.close()
+
+
+def test_next_run_sweep_kills_stopped_orphans(tmp_path: Path) -> None:
+    """A stopped process left working in a dead run's directory (a frozen server whose
+    watchdog died too) is killed by the next run's sweep, children included."""
+    from pytest_pgdr.hosts.procs import process_state
+    from pytest_pgdr.hosts.runtime import RUN_PREFIX, sweep_orphans
+
+    datadir = tmp_path / f"{RUN_PREFIX}999998-x" / "1_t" / "primary" / "data"
+    datadir.mkdir(parents=True)
+    (datadir.parents[2] / "owner").write_text("999998 1")
+    server = subprocess.Popen(
+        ["sh", "-c", "sleep 300 & echo $!; wait"], cwd=datadir, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        for pid in (server.pid, child):
+            os.kill(pid, signal.SIGSTOP)
+        poll(lambda: process_state(child) == "T", "the child to stop", timeout=10)
+        sweep_orphans(tmp_path)
+        assert server.wait(timeout=10) == -signal.SIGKILL
+        poll(lambda: process_state(child) in (None, "Z"), "the child to be killed", timeout=10)
+    finally:
+        server.kill()
+        server.wait()
