@@ -212,8 +212,8 @@ def test_summary_table_has_one_row_a_drill_and_its_phases() -> None:
     )
     assert lines[0].split() == [
         "drill",
-        "backend",
-        "PostgreSQL",
+        "module",
+        "target",
         "RTO",
         "write",
         "outage",
@@ -221,10 +221,10 @@ def test_summary_table_has_one_row_a_drill_and_its_phases() -> None:
         "throughput/lag",
         "verdict",
     ]
-    assert lines[1].split()[:4] == ["test_a", "local", "pg18-embedded", "2.10"]
-    assert lines[1].endswith("2.0 GB/s        ok")
-    assert lines[2] == "    RTO phases: restore 500 ms, replay 1.50 s, verify 100 ms"
-    assert lines[3].endswith("OVER BUDGET: RTO")
+    assert lines[1].endswith("OVER BUDGET: RTO")  # over budget before the rest
+    assert lines[3].split()[:4] == ["test_a", "test_a", "local/pg18-embedded", "2.10"]
+    assert lines[3].endswith("2.0 GB/s        ok")
+    assert lines[4] == "    RTO phases: restore 500 ms, replay 1.50 s, verify 100 ms"
 
 
 def test_json_report_and_junit_properties() -> None:
@@ -238,7 +238,7 @@ def test_json_report_and_junit_properties() -> None:
     )
     json.dumps(report)
     entry = report["drills"][0]
-    assert report["schema_version"] == 1 and report["summary"]["over_budget"] == 1
+    assert report["schema_version"] == 2 and report["summary"]["over_budget"] == 1
     assert (entry["name"], entry["postgres"], entry["message"]) == (
         "t.py::test_x",
         "pg18-embedded",
@@ -281,7 +281,7 @@ def test_history_of_the_right_version_but_wrong_shape_is_skipped_naming_the_file
     history = load_history(tmp_path, warn=notes.append)
     assert len(history) == 1 and len(notes) == len(bad)
     for name, note in zip(sorted(bad), notes, strict=True):
-        assert f"{tmp_path / name}.json: schema version 1 but" in note, note
+        assert f"{tmp_path / name}.json: schema version 2 but" in note, note
     current = build([drill("t.py::t")], {}, started, datetime(2026, 1, 3, tzinfo=UTC), 0)
     assert "Trends over 2 runs" in render(current, with_current(history, current))
 
