@@ -17,6 +17,7 @@ from typing import Protocol
 
 from pytest_pgdr.basics.errors import ServerStartError
 from pytest_pgdr.hosts.install import Installation
+from pytest_pgdr.hosts.local import HBA
 from pytest_pgdr.hosts.osuser import OsUser
 
 TEMPLATE_FORMAT = 4  # bump when the template's contents change
@@ -25,14 +26,6 @@ SUPERUSER = "postgres"
 # cached template never depends on the environment of whoever built the cache (a team's own
 # time zone is a server setting that every node gets)
 INITDB_ENV = {"LC_ALL": "C", "TZ": "UTC"}
-
-HBA = """\
-# pytest-pgdr: the socket directory is private (0700, server user only), TCP needs a password.
-local   all             all                                     trust
-local   replication     all                                     trust
-host    all             all             127.0.0.1/32            scram-sha-256
-host    replication     all             127.0.0.1/32            scram-sha-256
-"""
 
 
 @contextlib.contextmanager
