@@ -16,6 +16,7 @@ content hashes, sequences, other constraints, indexes, large objects) must be id
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from dataclasses import replace
@@ -29,6 +30,7 @@ from pytest_pgdr import (
     Installation,
     MissingBinaryError,
     Node,
+    ToolError,
     Topology,
     Unavailable,
     assert_same,
@@ -83,12 +85,12 @@ def installations(session: HarnessSession) -> tuple[Installation, Installation]:
 def dump_old_server(old: Node, new: Node, old_topo: Topology, dump: str) -> Installation:
     """Dump the old server, preferably with the newer pg_dump (PostgreSQL's advice).
 
-    Containers of two topologies share no network, so on the docker backend the old
-    server's own pg_dump makes the dump, which is then handed to the new topology.
-    Returns the installation whose pg_dump was used.
+    Where the new installation's tools cannot reach the old server (containers of two
+    topologies share no network), the old server's own pg_dump makes the dump, which is then
+    handed to the new topology. Returns the installation whose pg_dump was used.
     """
-    if new.host.kind == "local":
-        new.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB, env=old.tool_env())
+    with contextlib.suppress(ToolError):
+        new.run_tool("pg_dump", "-Fc", "-f", dump, "-d", DB, env=old.tool_env(), timeout=60)
         return new.inst
     staged = old_topo.host.make_dir(old_topo.root / "dumps") / Path(dump).name
     old.run_tool("pg_dump", "-Fc", "-f", staged, "-d", DB)

@@ -9,7 +9,6 @@ rejoins as a standby with pg_rewind and keeps none of the writes it took after t
 
 from __future__ import annotations
 
-import os
 import threading
 
 import psycopg
@@ -29,13 +28,8 @@ def insert_rows(node: Node, first: int, last: int) -> None:
 
 
 def assert_down(node: Node) -> None:
-    """The postmaster and every child are gone, and nobody can connect."""
+    """The server has exited (its host saw it go) and nobody can connect."""
     assert not node.is_running(), f"{node.name} is still running"
-    pid_file = node.datadir / "postmaster.pid"
-    if node.host.kind == "local" and pid_file.exists():  # in a container it names PID 1
-        pid = int(pid_file.read_text().split("\n", 1)[0])
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
     with pytest.raises(psycopg.OperationalError):
         node.connect().close()
 
