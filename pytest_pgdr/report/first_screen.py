@@ -23,7 +23,8 @@ CSS = """
 .changes div{background:#fff;border-radius:6px;padding:6px 12px;box-shadow:0 1px 2px #0002}
 .identity{font-size:12.5px;color:#3e4c59;margin:10px 0;overflow-wrap:anywhere}
 .identity b{color:#1f2933}
-@media (max-width:600px){main{padding:12px}header{padding:14px 12px}.stat{min-width:90px}}
+@media (max-width:600px){main{padding:12px}header{padding:14px 12px}.stat{min-width:90px}
+  table{display:block;overflow-x:auto}}
 """
 
 
