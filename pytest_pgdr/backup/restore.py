@@ -68,8 +68,11 @@ def restore_through(
     ``sources`` maps backup ids to the node each was taken from: the new node carries that
     node's settings, as a copy of its data directory would (max_connections and the like)."""
     target = target or RecoveryTarget.latest()
-    repo = info()
-    chosen = choose(repo, backup)
+    # the tool's info is asked only when needed: to pick the newest backup, or for the WAL
+    # list a restore to the end is checked against
+    repo = info() if backup is None or target.kind == "latest" else None
+    chosen = choose(repo, backup) if repo is not None else backup
+    assert chosen is not None
     if stopwatch is not None:
         stopwatch.lap("fetch")
     node = _target_node(tool_name, topology, name, delta)
@@ -86,7 +89,7 @@ def restore_through(
     node.start(wait=False)
     if wait:
         topology.wait_recovery(node, target, offset, stopwatch)
-        if target.kind == "latest":
+        if repo is not None and target.kind == "latest":
             # TRANSITIONAL: a public check_archive_replayed(node, segments) on the topology
             topology._check_whole_archive_replayed(node, list(repo.wal), offset)
     return node
