@@ -1,36 +1,22 @@
-"""What the backup-tool drills share: the tool fixture, a primary archiving through the tool,
-and the history of rows and recovery targets (PostgreSQL's 003_recovery_targets.pl).
+"""What the backup-tool drills share: a primary archiving through the tool, and the history of
+rows and recovery targets (PostgreSQL's 003_recovery_targets.pl).
 
-Each drill runs once per tool in ``PGDR_BACKUP_TOOL`` (comma-separated names, ``installed``
-or ``all``; default ``installed``). A tool named but not installed is skipped with a reason
-that says how to get it (a failure in strict mode); one that refuses this PostgreSQL is
-skipped naming its version.
+Each drill runs once per tool in ``--pgdr-backup-tool`` (``pgdr_backup_tool`` in the ini file,
+``PGDR_BACKUP_TOOL``; comma-separated names, ``installed`` or ``all``; default ``installed``),
+through the plugin's ``pgdr_backup_tool`` fixture. A tool named but not installed is skipped
+with a reason that says how to get it (a failure in strict mode); one that refuses this
+PostgreSQL is skipped naming its version.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import pytest
+from pytest_pgdr import Node, RecoveryTarget, Topology
+from pytest_pgdr.backup import BackupTool, ToolBackup
 
-from pytest_pgdr import Measurement, Node, RecoveryTarget, Topology
-from pytest_pgdr.backup import BackupTool, ToolBackup, backup_tool, resolve
-
-TOOLS = resolve(os.environ.get("PGDR_BACKUP_TOOL", "installed"))
 INSPECT = {"archive_mode": "off"}  # restores only inspected stay out of the repository
 TABLE = "CREATE TABLE pitr_rows (id int PRIMARY KEY, note text NOT NULL)"
-
-
-@pytest.fixture(params=TOOLS)
-def pgdr_backup_tool(
-    request: pytest.FixtureRequest, pgdr: Topology, pgdr_measure: Measurement
-) -> BackupTool:
-    """The backup tool this drill runs through, set up in the topology's run directory;
-    its name and version go into the drill's report."""
-    tool = backup_tool(str(request.param), pgdr)
-    pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
-    return tool
 
 
 def tool_primary(pgdr: Topology, tool: BackupTool) -> Node:

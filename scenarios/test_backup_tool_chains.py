@@ -13,11 +13,9 @@ import pytest
 from pytest_pgdr import Measurement, RecoveryTarget, Topology, assert_same, fingerprint
 from pytest_pgdr.backup import BackupTool
 
-from . import backup_tool_common as common
 from .backup_tool_common import INSPECT, TABLE, ids, insert_rows, tool_primary
 
 pytestmark = pytest.mark.pgdr
-pgdr_backup_tool = common.pgdr_backup_tool  # the fixture: one run per tool
 
 
 def test_chain_restores_what_the_full_backup_restores(

@@ -13,11 +13,9 @@ import pytest
 from pytest_pgdr import PgdrError, RecoveryTarget, Topology
 from pytest_pgdr.backup import BackupTool, BackupToolError, Health
 
-from . import backup_tool_common as common
 from .backup_tool_common import INSPECT, TABLE, insert_rows, tool_primary
 
 pytestmark = pytest.mark.pgdr
-pgdr_backup_tool = common.pgdr_backup_tool  # the fixture: one run per tool
 
 
 def flip_byte(path: object) -> None:

@@ -13,11 +13,9 @@ import pytest
 from pytest_pgdr import Measurement, Topology
 from pytest_pgdr.backup import BackupTool
 
-from . import backup_tool_common as common
 from .backup_tool_common import INSPECT, build_history, ids, insert_rows, targets
 
 pytestmark = pytest.mark.pgdr
-pgdr_backup_tool = common.pgdr_backup_tool  # the fixture: one run per tool
 
 
 def test_each_target_restores_exactly_its_rows(

@@ -8,11 +8,9 @@ import pytest
 from pytest_pgdr import Measurement, RecoveryTarget, Topology
 from pytest_pgdr.backup import BackupTool, BackupToolError, Health
 
-from . import backup_tool_common as common
 from .backup_tool_common import INSPECT, TABLE, ids, insert_rows, tool_primary
 
 pytestmark = pytest.mark.pgdr
-pgdr_backup_tool = common.pgdr_backup_tool  # the fixture: one run per tool
 
 
 def test_expire_leaves_every_reported_backup_restorable(

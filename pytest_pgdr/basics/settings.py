@@ -116,6 +116,21 @@ def _server_settings(name: str, text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+BACKUP_TOOLS = ("plain", "pgbackrest", "barman", "walg")
+
+
+def _backup_tools(name: str, text: str) -> tuple[str, ...]:
+    chosen = _lines(name, text) or ("installed",)
+    bad = [t for t in chosen if t not in (*BACKUP_TOOLS, "installed", "all")]
+    if bad:
+        raise ConfigError(
+            f"Bad value {', '.join(bad)!r} for {name}",
+            f"valid values: {', '.join(BACKUP_TOOLS)}, installed (every one this machine has),"
+            " all (comma-separate for several)",
+        )
+    return chosen
+
+
 def _identifier(name: str, text: str) -> str:
     if not re.fullmatch(r"[^\x00-\x1f]{1,63}", text.strip()):
         raise ConfigError(
@@ -254,6 +269,16 @@ OPTIONS = (
     ),
     Option("scale", "1", _positive_float, "size of the built-in dataset (1 = about 26,000 rows)"),
     Option(
+        "backup_tool",
+        "installed",
+        _backup_tools,
+        "backup tool(s) the backup-tool drills run through: plain, pgbackrest, barman, walg,"
+        " installed (every one this machine has) or all; a named tool that is missing fails"
+        " in strict mode",
+        multiple=True,
+    ),
+    Option("walg", "none", _optional_path, "the wal-g binary for the WAL-G drills"),
+    Option(
         "strict",
         "auto",
         _choice(STRICT),
@@ -288,6 +313,8 @@ class Settings:
     database: str = "app"
     victim: str = "auto"
     scale: float = 1.0
+    backup_tool: tuple[str, ...] = ("installed",)
+    walg: str | None = None
     strict: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

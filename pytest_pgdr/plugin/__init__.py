@@ -25,6 +25,7 @@ from pytest_pgdr.plugin.collector import KEPT_KEY, KEY_COLLECTOR, KEY_KEPT_SEEN,
 from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by name in the plugin module)
     pgdr,
     pgdr_archive,
+    pgdr_backup_tool,
     pgdr_data,
     pgdr_dataset,
     pgdr_install,
@@ -178,6 +179,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    _parametrize_backup_tools(metafunc)
     if "pgdr_install" not in metafunc.fixturenames:
         return
     installs = metafunc.config.stash.get(KEY_INSTALLS, [])
@@ -187,6 +189,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for spec, inst in zip(specs, installs or [None] * len(specs), strict=True)
     ]
     metafunc.parametrize("pgdr_install", list(specs), ids=ids, indirect=True, scope="session")
+
+
+def _parametrize_backup_tools(metafunc: pytest.Metafunc) -> None:
+    """One run of a backup-tool drill per tool chosen (only with the drills on: the registry
+    loads the cluster)."""
+    settings = metafunc.config.stash[KEY_SETTINGS]
+    if "pgdr_backup_tool" not in metafunc.fixturenames or not settings.enabled:
+        return
+    from pytest_pgdr.backup import resolve
+
+    names = list(resolve(",".join(settings.backup_tool)))
+    metafunc.parametrize("pgdr_backup_tool", names, ids=names, indirect=True)
 
 
 def _spec_id(spec: str, inst: Any) -> str:

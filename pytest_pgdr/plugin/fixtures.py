@@ -24,6 +24,7 @@ from pytest_pgdr.plugin.state import (
 )
 
 if TYPE_CHECKING:
+    from pytest_pgdr.backup import BackupTool
     from pytest_pgdr.cluster.archive import Archive
     from pytest_pgdr.cluster.node import Node
     from pytest_pgdr.cluster.topology import Topology
@@ -174,3 +175,20 @@ def pgdr_replica(pgdr: Topology, pgdr_primary: Node) -> Node:
     node = pgdr.replica(pgdr_primary)
     pgdr.wait_caught_up(pgdr_primary, node)
     return node
+
+
+@pytest.fixture
+def pgdr_backup_tool(
+    request: pytest.FixtureRequest,
+    pgdr: Topology,
+    pgdr_session: HarnessSession,
+    pgdr_measure: Measurement,
+) -> BackupTool:
+    """The backup tool this drill runs through (one run per ``--pgdr-backup-tool``), set up
+    in the topology's run directory; its name and version go into the drill's report."""
+    from pytest_pgdr.backup import backup_tool
+
+    name = str(getattr(request, "param", "plain"))
+    tool = backup_tool(name, pgdr, programs={"walg": pgdr_session.settings.walg})
+    pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
+    return tool

@@ -18,7 +18,10 @@ from pytest_pgdr.hosts.images.dockercli import (
 from pytest_pgdr.hosts.images.pg15 import build_pg15
 from pytest_pgdr.hosts.images.pg18 import build_pg18
 from pytest_pgdr.hosts.images.specs import (
+    BACKUP_TOOLS,
+    IMAGE_FORMAT,
     IMAGES,
+    LABEL_FORMAT,
     LOCK_PATH,
     PG_BINARIES,
     SHELL_TOOLS,
@@ -48,7 +51,7 @@ def verify_image(spec: ImageSpec) -> str:
     """Check binaries, tools and the postgres user in *spec*; return the version."""
     script = "; ".join(
         [f"test -x {spec.bindir}/{b} || echo missing {spec.bindir}/{b}" for b in PG_BINARIES]
-        + [f"command -v {t} >/dev/null || echo missing {t}" for t in SHELL_TOOLS]
+        + [f"command -v {t} >/dev/null || echo missing {t}" for t in SHELL_TOOLS + BACKUP_TOOLS]
         + ["id -u postgres >/dev/null 2>&1 || echo missing postgres user"]
     )
     proc = _run(
@@ -111,12 +114,20 @@ def _image_id(tag: str) -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
+def _image_format(tag: str) -> str:
+    template = f'{{{{index .Config.Labels "{LABEL_FORMAT}"}}}}'
+    proc = _docker("image", "inspect", "--format", template, tag)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def _ensure_one(spec: ImageSpec, force: bool, log: Log) -> str | None:
     """Build *spec* unless it exists; return the replaced image's id, if any."""
     old_id = _image_id(spec.tag)
-    if old_id and not force:
+    if old_id and not force and _image_format(spec.tag) == str(IMAGE_FORMAT):
         log(f"{spec.tag}: exists, reusing (use --force to rebuild)")
         return None
+    if old_id and not force:
+        log(f"{spec.tag}: built by an older pytest-pgdr (image format), rebuilding")
     start = time.monotonic()
     _BUILDERS[spec.name](log)
     version = verify_image(spec)

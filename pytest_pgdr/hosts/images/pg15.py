@@ -16,7 +16,9 @@ from pytest_pgdr.hosts.images.mirror import _read, apt_mirror
 from pytest_pgdr.hosts.images.specs import (
     COMPONENT,
     DEBOOTSTRAP_INCLUDE,
+    IMAGE_FORMAT,
     LABEL_BINDIR,
+    LABEL_FORMAT,
     LABEL_PG_MAJOR,
     LABEL_POSTGRES_UID,
     PG15_BINDIR,
@@ -88,6 +90,7 @@ def pg15_import_changes(uid: int | None = None) -> list[str]:
         "ENV LANG=C.UTF-8",
         f"LABEL {LABEL_PG_MAJOR}=15",
         f"LABEL {LABEL_BINDIR}={PG15_BINDIR}",
+        f"LABEL {LABEL_FORMAT}={IMAGE_FORMAT}",
         *([f"LABEL {LABEL_POSTGRES_UID}={uid}"] if uid is not None else []),
         'CMD ["/bin/sh"]',
     ]

@@ -24,7 +24,20 @@ SUITE = "bookworm"
 COMPONENT = "main"
 # diffutils (cmp) is Essential in bookworm, so minbase has it; it is named
 # anyway so the image keeps `cmp` even if that ever changes.
-DEBOOTSTRAP_INCLUDE: tuple[str, ...] = ("postgresql-15", "diffutils")
+# The backup tools the drills run through are in the image too: archive_command runs them in
+# the server's container, the drills in the toolbox container.
+DEBOOTSTRAP_INCLUDE: tuple[str, ...] = (
+    "postgresql-15",
+    "diffutils",
+    "pgbackrest",
+    "barman",
+    "barman-cli",
+    "rsync",
+)
+BACKUP_TOOLS: tuple[str, ...] = ("pgbackrest", "barman")
+# bump when what an image holds changes: an image with another format is rebuilt, not reused
+IMAGE_FORMAT = 2
+LABEL_FORMAT = "org.pytest-pgdr.image-format"
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
