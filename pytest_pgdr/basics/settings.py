@@ -6,9 +6,7 @@ values survive), into a frozen :class:`Settings`. Plain Python: the plugin feeds
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -16,135 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.basics.parsers import (
+    parse_backends,
+    parse_backup_tools,
+    parse_bool,
+    parse_choice,
+    parse_identifier,
+    parse_lines,
+    parse_optional_path,
+    parse_path,
+    parse_positive_float,
+    parse_server_settings,
+    parse_specs,
+)
 from pytest_pgdr.basics.units import parse_optional_duration
 
-BACKENDS = ("local", "docker")
 DOCKER_PREFIX = "docker:"
 DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "only", "none")
 STRICT = ("on", "off", "auto")
 NOT_CI = ("", "0", "false", "no", "off")
-ON_OFF = {
-    "on": True,
-    "off": False,
-    "true": True,
-    "false": False,
-    "1": True,
-    "0": False,
-    "yes": True,
-    "no": False,
-}
 SHM = Path("/dev/shm")
 SHM_MIN_FREE = 2 << 30
-
-
-def _choice(valid: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(name: str, text: str) -> str:
-        if text not in valid:
-            raise ConfigError(f"Bad value {text!r} for {name}", f"valid values: {', '.join(valid)}")
-        return text
-
-    return parse
-
-
-def _backends(name: str, text: str) -> str:
-    chosen = [b.strip() for b in text.split(",") if b.strip()]
-    bad = [b for b in chosen if b not in BACKENDS]
-    if bad or not chosen:
-        raise ConfigError(
-            f"Bad value {text!r} for {name}",
-            f"valid values: {', '.join(BACKENDS)} (comma-separate for several)",
-        )
-    return ",".join(dict.fromkeys(chosen))
-
-
-def _bool(name: str, text: str) -> bool:
-    try:
-        return ON_OFF[text.strip().lower()]
-    except KeyError:
-        raise ConfigError(
-            f"Bad value {text!r} for {name}", "valid values: on, off (or true/false, yes/no, 1/0)"
-        ) from None
-
-
-def _positive_float(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(
-            f"Bad value {text!r} for {name}",
-            "it must be a finite number above 0, such as 1, 2.5 or 0.5",
-        )
-    return value
-
-
-def _specs(name: str, text: str) -> tuple[str, ...]:
-    specs = tuple(s.strip() for s in text.replace("\n", ",").split(",") if s.strip())
-    if not specs:
-        raise ConfigError(
-            f"Empty value for {name}",
-            "valid values: embedded, system, system:N, N, pg_config, a bin dir",
-        )
-    return specs
-
-
-def _lines(name: str, text: str) -> tuple[str, ...]:
-    """Several values, one a line (an ini list) or comma-separated on the command line."""
-    if text.strip().lower() in ("", "none"):
-        return ()
-    return tuple(v.strip() for v in text.replace("\n", ",").split(",") if v.strip())
-
-
-def _server_settings(name: str, text: str) -> tuple[tuple[str, str], ...]:
-    """``name = value`` pairs, one a line or separated by ``;`` (values may hold commas)."""
-    pairs: list[tuple[str, str]] = []
-    for item in text.replace("\n", ";").split(";"):
-        if not item.strip() or item.strip().lower() == "none":
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[a-z_][a-z0-9_.]*", key.strip()):
-            raise ConfigError(
-                f"Bad value {item.strip()!r} for {name}",
-                "each server setting is name = value (one a line in the ini file, or"
-                " separated by ';'), e.g. max_connections = 100; timezone = Asia/Kolkata",
-            )
-        pairs.append((key.strip(), value.strip().strip("'")))
-    return tuple(pairs)
-
-
-BACKUP_TOOLS = ("plain", "pgbackrest", "barman", "walg")
-
-
-def _backup_tools(name: str, text: str) -> tuple[str, ...]:
-    chosen = _lines(name, text) or ("installed",)
-    bad = [t for t in chosen if t not in (*BACKUP_TOOLS, "installed", "all")]
-    if bad:
-        raise ConfigError(
-            f"Bad value {', '.join(bad)!r} for {name}",
-            f"valid values: {', '.join(BACKUP_TOOLS)}, installed (every one this machine has),"
-            " all (comma-separate for several)",
-        )
-    return chosen
-
-
-def _identifier(name: str, text: str) -> str:
-    if not re.fullmatch(r"[^\x00-\x1f]{1,63}", text.strip()):
-        raise ConfigError(
-            f"Bad value {text!r} for {name}", "a PostgreSQL name: 1 to 63 printable characters"
-        )
-    return text.strip()
-
-
-def _path(name: str, text: str) -> str:
-    return text if text == "auto" else str(Path(text).expanduser())
-
-
-def _optional_path(name: str, text: str) -> str | None:
-    return None if text.strip().lower() in ("", "none") else str(Path(text).expanduser())
 
 
 @dataclass(frozen=True)
@@ -172,7 +64,7 @@ OPTIONS = (
     Option(
         "postgres",
         "embedded",
-        _specs,
+        parse_specs,
         "PostgreSQL installation(s) to drill on: embedded, system, system:N, N, pg_config or a"
         " bin directory; repeat or comma-separate for several (each drill runs on each)",
         multiple=True,
@@ -180,14 +72,14 @@ OPTIONS = (
     Option(
         "backend",
         "local",
-        _backends,
+        parse_backends,
         "where nodes run: local processes, docker (one container per node), or both"
         " (local,docker: each drill runs on each)",
     ),
     Option(
         "image",
         DEFAULT_IMAGES,
-        _specs,
+        parse_specs,
         "Docker image(s) for the docker backend; repeat or comma-separate for several"
         " (each drill runs on each); build the default ones with"
         " 'python -m pytest_pgdr.hosts.images build'",
@@ -197,22 +89,24 @@ OPTIONS = (
     Option(
         "keep",
         "never",
-        _choice(KEEP),
+        parse_choice(KEEP),
         "keep data directories and logs of drills: never, failed, always",
     ),
     Option(
         "basetemp",
         "auto",
-        _path,
+        parse_path,
         "where data directories go (auto: /dev/shm when it has room, else the temp dir)",
     ),
-    Option("cache_dir", "auto", _path, "where template data directories are cached"),
-    Option("fsync", "off", _bool, "fsync in servers and tools (off is safe for process crashes)"),
-    Option("timeout_scale", "1", _positive_float, "multiply every wait's deadline (slow CI)"),
+    Option("cache_dir", "auto", parse_path, "where template data directories are cached"),
+    Option(
+        "fsync", "off", parse_bool, "fsync in servers and tools (off is safe for process crashes)"
+    ),
+    Option("timeout_scale", "1", parse_positive_float, "multiply every wait's deadline (slow CI)"),
     Option(
         "scenarios",
         "builtin",
-        _choice(SCENARIOS),
+        parse_choice(SCENARIOS),
         "with --pgdr, also collect the built-in drills (builtin), run only them (only),"
         " or not at all (none)",
     ),
@@ -230,23 +124,25 @@ OPTIONS = (
         "RPO budget (data-loss window) of every drill, e.g. 0 or 5m (a drill's"
         " pgdr(rpo=...) marker wins); a drill over budget fails",
     ),
-    Option("report", "none", _optional_path, "write the JSON report of the drills to this file"),
+    Option(
+        "report", "none", parse_optional_path, "write the JSON report of the drills to this file"
+    ),
     Option(
         "html",
         "none",
-        _optional_path,
+        parse_optional_path,
         "write the HTML report (one self-contained file) to this file",
     ),
     Option(
         "history",
         "none",
-        _optional_path,
+        parse_optional_path,
         "folder of earlier JSON reports: the HTML report draws RTO/RPO trends from them",
     ),
     Option(
         "schema",
         "none",
-        _lines,
+        parse_lines,
         "your database for the drills: SQL files, pg_dump archives or directories of"
         " migrations, loaded in order (one a line in the ini file); none: the built-in dataset",
         multiple=True,
@@ -254,34 +150,36 @@ OPTIONS = (
     Option(
         "server_settings",
         "none",
-        _server_settings,
+        parse_server_settings,
         "server settings every node gets, as your servers have them: name = value, one a"
         " line (or ';'-separated), e.g. max_connections = 100",
         multiple=True,
     ),
-    Option("database", "app", _identifier, "the database your data is loaded into"),
+    Option("database", "app", parse_identifier, "the database your data is loaded into"),
     Option(
         "victim",
         "auto",
-        _identifier,
+        parse_identifier,
         "the table the drills' accidents (DELETE, DROP TABLE) hit (auto: the largest table no"
         " foreign key or view depends on)",
     ),
-    Option("scale", "1", _positive_float, "size of the built-in dataset (1 = about 26,000 rows)"),
+    Option(
+        "scale", "1", parse_positive_float, "size of the built-in dataset (1 = about 26,000 rows)"
+    ),
     Option(
         "backup_tool",
         "installed",
-        _backup_tools,
+        parse_backup_tools,
         "backup tool(s) the backup-tool drills run through: plain, pgbackrest, barman, walg,"
         " installed (every one this machine has) or all; a named tool that is missing fails"
         " in strict mode",
         multiple=True,
     ),
-    Option("walg", "none", _optional_path, "the wal-g binary for the WAL-G drills"),
+    Option("walg", "none", parse_optional_path, "the wal-g binary for the WAL-G drills"),
     Option(
         "strict",
         "auto",
-        _choice(STRICT),
+        parse_choice(STRICT),
         "strict mode (on, off, auto: on when the environment variable CI is set): a requested"
         " backend, installation, image or tool that is unavailable fails the run instead of"
         " skipping its drills",
@@ -371,9 +269,9 @@ def resolve(
         if not source.startswith("ini") and _given(ini.get(opt.name)):
             opt.parse(f"{opt.ini} (ini file)", _text(ini[opt.name]))  # a bad one still errs
     values["strict"], sources["strict"] = _strict(values["strict"], sources["strict"], env)
-    from_ini = _bool("pgdr_enabled (ini file)", ini_enabled) if ini_enabled.strip() else None
+    from_ini = parse_bool("pgdr_enabled (ini file)", ini_enabled) if ini_enabled.strip() else None
     if enabled is None and env.get("PGDR_ENABLED", "").strip():
-        enabled = _bool("PGDR_ENABLED", env["PGDR_ENABLED"])
+        enabled = parse_bool("PGDR_ENABLED", env["PGDR_ENABLED"])
     if enabled is None:
         enabled = bool(from_ini)
     return Settings(enabled=enabled, sources=sources, **values)

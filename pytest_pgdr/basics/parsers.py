@@ -1,0 +1,130 @@
+"""Parsers of option values: each takes (flag name, text) and returns the value or raises
+ConfigError listing the valid values."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_pgdr.basics.errors import ConfigError
+
+BACKENDS = ("local", "docker")
+ON_OFF = {
+    "on": True,
+    "off": False,
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+}
+
+
+def parse_choice(valid: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, text: str) -> str:
+        if text not in valid:
+            raise ConfigError(f"Bad value {text!r} for {name}", f"valid values: {', '.join(valid)}")
+        return text
+
+    return parse
+
+
+def parse_backends(name: str, text: str) -> str:
+    chosen = [b.strip() for b in text.split(",") if b.strip()]
+    bad = [b for b in chosen if b not in BACKENDS]
+    if bad or not chosen:
+        raise ConfigError(
+            f"Bad value {text!r} for {name}",
+            f"valid values: {', '.join(BACKENDS)} (comma-separate for several)",
+        )
+    return ",".join(dict.fromkeys(chosen))
+
+
+def parse_bool(name: str, text: str) -> bool:
+    try:
+        return ON_OFF[text.strip().lower()]
+    except KeyError:
+        raise ConfigError(
+            f"Bad value {text!r} for {name}", "valid values: on, off (or true/false, yes/no, 1/0)"
+        ) from None
+
+
+def parse_positive_float(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"Bad value {text!r} for {name}",
+            "it must be a finite number above 0, such as 1, 2.5 or 0.5",
+        )
+    return value
+
+
+def parse_specs(name: str, text: str) -> tuple[str, ...]:
+    specs = tuple(s.strip() for s in text.replace("\n", ",").split(",") if s.strip())
+    if not specs:
+        raise ConfigError(
+            f"Empty value for {name}",
+            "valid values: embedded, system, system:N, N, pg_config, a bin dir",
+        )
+    return specs
+
+
+def parse_lines(name: str, text: str) -> tuple[str, ...]:
+    """Several values, one a line (an ini list) or comma-separated on the command line."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(v.strip() for v in text.replace("\n", ",").split(",") if v.strip())
+
+
+def parse_server_settings(name: str, text: str) -> tuple[tuple[str, str], ...]:
+    """``name = value`` pairs, one a line or separated by ``;`` (values may hold commas)."""
+    pairs: list[tuple[str, str]] = []
+    for item in text.replace("\n", ";").split(";"):
+        if not item.strip() or item.strip().lower() == "none":
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z_][a-z0-9_.]*", key.strip()):
+            raise ConfigError(
+                f"Bad value {item.strip()!r} for {name}",
+                "each server setting is name = value (one a line in the ini file, or"
+                " separated by ';'), e.g. max_connections = 100; timezone = Asia/Kolkata",
+            )
+        pairs.append((key.strip(), value.strip().strip("'")))
+    return tuple(pairs)
+
+
+BACKUP_TOOLS = ("plain", "pgbackrest", "barman", "walg")
+
+
+def parse_backup_tools(name: str, text: str) -> tuple[str, ...]:
+    chosen = parse_lines(name, text) or ("installed",)
+    bad = [t for t in chosen if t not in (*BACKUP_TOOLS, "installed", "all")]
+    if bad:
+        raise ConfigError(
+            f"Bad value {', '.join(bad)!r} for {name}",
+            f"valid values: {', '.join(BACKUP_TOOLS)}, installed (every one this machine has),"
+            " all (comma-separate for several)",
+        )
+    return chosen
+
+
+def parse_identifier(name: str, text: str) -> str:
+    if not re.fullmatch(r"[^\x00-\x1f]{1,63}", text.strip()):
+        raise ConfigError(
+            f"Bad value {text!r} for {name}", "a PostgreSQL name: 1 to 63 printable characters"
+        )
+    return text.strip()
+
+
+def parse_path(name: str, text: str) -> str:
+    return text if text == "auto" else str(Path(text).expanduser())
+
+
+def parse_optional_path(name: str, text: str) -> str | None:
+    return None if text.strip().lower() in ("", "none") else str(Path(text).expanduser())
