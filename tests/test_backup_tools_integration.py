@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from pytest_pgdr import ConfigError, RecoveryError, RecoveryTarget, Topology
-from pytest_pgdr.backup import TOOL_NAMES, BackupTool, ToolRefusesVersion, backup_tool
+from pytest_pgdr.backup import BackupTool, ToolRefusesVersion, backup_tool, resolve
 
 pytestmark = pytest.mark.pgdr
 
 
-@pytest.fixture(params=TOOL_NAMES)
+# every tool this machine has (WAL-G's absence is tested in test_backup_tools.py); CI installs
+# pgBackRest and Barman, so there they are all exercised
+@pytest.fixture(params=resolve("installed"))
 def tool(request: pytest.FixtureRequest, pgdr: Topology) -> BackupTool:
     return backup_tool(str(request.param), pgdr)
 
