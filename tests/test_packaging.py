@@ -1,5 +1,5 @@
-"""Packaging cannot miss a subpackage: setuptools' own view of the distribution (pyproject.toml's
-``packages.find``, read the way a build reads it) lists every folder of ``pytest_pgdr`` that has
+"""Packaging cannot miss a subpackage: setuptools' own view of the distribution (setup.py and
+pyproject.toml, read the way a build reads them) lists every folder of ``pytest_pgdr`` that has
 an ``__init__.py``, and the built-in drills as ``pytest_pgdr.scenarios``."""
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import pytest_pgdr
 ROOT = Path(pytest_pgdr.__file__).resolve().parent.parent
 ASK_SETUPTOOLS = """
 import json
-from setuptools.dist import Distribution
-dist = Distribution()
-dist.parse_config_files()
+from distutils.core import run_setup
+dist = run_setup("setup.py", stop_after="config")
 print(json.dumps({"packages": dist.packages, "package_dir": dist.package_dir}))
 """
 
 pytestmark = pytest.mark.skipif(
-    not (ROOT / "pyproject.toml").is_file(), reason="needs a source checkout (pyproject.toml)"
+    not (ROOT / "setup.py").is_file(), reason="needs a source checkout (setup.py)"
 )
 
 
