@@ -20,12 +20,16 @@ import pytest
 import pytest_pgdr
 
 PACKAGE = Path(pytest_pgdr.__file__).resolve().parent
-# backup: the backup-tool family sits on the cluster (it restores into nodes), below the drills
+# backup: the backup-tool family sits on the cluster (it restores into nodes), below the drills;
+# ha: the cluster managers (Patroni + etcd) and the poolers in front of them, on the cluster;
+# sources: the team's real backups, restored through the backup family into sandboxes
 ROOMS = {
     "basics": 0,
     "hosts": 1,
     "cluster": 2,
     "backup": 2.5,
+    "ha": 2.6,
+    "sources": 2.7,
     "drill": 3,
     "report": 4,
     "session": 5,
