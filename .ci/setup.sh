@@ -15,9 +15,10 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test,docker]"
 
-# Debian's PostgreSQL 15, the backup tools the drills run through (pgBackRest, Barman), and a
+# Debian's PostgreSQL 15, the backup tools the drills run through (pgBackRest, Barman), the HA
+# stack (Patroni, etcd, pgbouncer, pgpool-II), and a
 # headless browser for the HTML report's rendering test
-NEEDED="postgresql-15 pgbackrest barman barman-cli chromium"
+NEEDED="postgresql-15 pgbackrest barman barman-cli chromium patroni etcd-server etcd-client pgbouncer pgpool2"
 missing=$(for p in $NEEDED; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
