@@ -6,24 +6,36 @@ Each drill runs once per tool in ``--pgdr-backup-tool`` (``pgdr_backup_tool`` in
 through the plugin's ``pgdr_backup_tool`` fixture. A tool named but not installed is skipped
 with a reason that says how to get it (a failure in strict mode); one that refuses this
 PostgreSQL is skipped naming its version.
+
+The primary holds the team's database (``pgdr_data``), untouched after the backup: every
+restore must give back its whole fingerprint. The drills' marker rows (``pitr_rows``) live in
+the ``postgres`` database, apart from it, so each target can be checked by its exact rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_pgdr import Node, RecoveryTarget, Topology
+from pytest_pgdr import Fingerprint, Node, RecoveryTarget, Topology, assert_same, fingerprint
 from pytest_pgdr.backup import BackupTool, ToolBackup
+from pytest_pgdr.drill.teamdata import TeamData
 
 INSPECT = {"archive_mode": "off"}  # restores only inspected stay out of the repository
 TABLE = "CREATE TABLE pitr_rows (id int PRIMARY KEY, note text NOT NULL)"
 
 
-def tool_primary(pgdr: Topology, tool: BackupTool) -> Node:
-    """A primary archiving through ``tool`` (stanza or server entry created, checked)."""
+def tool_primary(pgdr: Topology, tool: BackupTool, data: TeamData) -> Node:
+    """A primary holding the team's database, archiving through ``tool`` (stanza or server
+    entry created, checked)."""
     primary = pgdr.primary()
+    data.load(primary)
     tool.attach(primary)
     return primary
+
+
+def assert_team_intact(expected: Fingerprint, node: Node, data: TeamData, what: str) -> None:
+    """The team's whole database on ``node`` is exactly what it was at the backup."""
+    assert_same(expected, fingerprint(node, data.dbname), f"{data.dbname} {what}")
 
 
 def insert_rows(node: Node, first: int, last: int) -> None:
@@ -48,12 +60,14 @@ class History:
     time: str  # server time after 3000 rows
     name: str  # restore point after 4000 rows
     lsn: str  # WAL location after 5000 rows
+    team: Fingerprint  # the team's database at the backup (not written to afterwards)
 
 
-def build_history(pgdr: Topology, tool: BackupTool) -> tuple[Node, History]:
-    primary = tool_primary(pgdr, tool)
+def build_history(pgdr: Topology, tool: BackupTool, data: TeamData) -> tuple[Node, History]:
+    primary = tool_primary(pgdr, tool, data)
     primary.query(TABLE)
     insert_rows(primary, 1, 1000)
+    team = fingerprint(primary, data.dbname)
     backup = tool.backup(primary)
     xid = primary.scalar(
         "WITH batch AS (INSERT INTO pitr_rows SELECT g, 'row ' || g"
@@ -67,7 +81,8 @@ def build_history(pgdr: Topology, tool: BackupTool) -> tuple[Node, History]:
     lsn = primary.scalar("SELECT pg_current_wal_lsn()::text")
     insert_rows(primary, 5001, 6000)
     tool.wait_archived(primary)
-    return primary, History(backup, str(xid), when.isoformat(), "my_target", str(lsn))
+    history = History(backup, str(xid), when.isoformat(), "my_target", str(lsn), team)
+    return primary, history
 
 
 def targets(h: History) -> dict[str, tuple[RecoveryTarget, int]]:

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_pgdr import PgdrError, RecoveryTarget, Topology
 from pytest_pgdr.backup import BackupTool, BackupToolError, Health
+from pytest_pgdr.drill.teamdata import TeamData
 
 from .backup_tool_common import INSPECT, TABLE, insert_rows, tool_primary
 
@@ -29,10 +30,10 @@ def flip_byte(path: object) -> None:
 
 
 def test_tampered_backup_is_caught_by_verify_and_by_restore(
-    pgdr: Topology, pgdr_backup_tool: BackupTool
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData
 ) -> None:
     tool = pgdr_backup_tool
-    primary = tool_primary(pgdr, tool)
+    primary = tool_primary(pgdr, tool, pgdr_data)
     primary.query(TABLE)
     insert_rows(primary, 1, 20_000)
     backup = tool.backup(primary)
@@ -51,10 +52,10 @@ def test_tampered_backup_is_caught_by_verify_and_by_restore(
 
 
 def test_missing_wal_is_caught_by_verify_and_by_restore(
-    pgdr: Topology, pgdr_backup_tool: BackupTool
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData
 ) -> None:
     tool = pgdr_backup_tool
-    primary = tool_primary(pgdr, tool)
+    primary = tool_primary(pgdr, tool, pgdr_data)
     primary.query(TABLE)
     backup = tool.backup(primary)
     lsn = ""

@@ -3,7 +3,8 @@
 One backup taken with the tool, rows 1..6000 written with a target noted between batches, then
 the tool's own restore command to each target: immediate, xid (inclusive and exclusive), time,
 restore point and LSN give exactly the rows 1..N; the server's log names where it stopped; each
-restored node is promoted and writable. Restore phases go into the RTO.
+restored node is promoted and writable, and holds the team's whole database exactly as it was
+at the backup. Restore phases go into the RTO.
 """
 
 from __future__ import annotations
@@ -12,17 +13,25 @@ import pytest
 
 from pytest_pgdr import Measurement, Topology
 from pytest_pgdr.backup import BackupTool
+from pytest_pgdr.drill.teamdata import TeamData
 
-from .backup_tool_common import INSPECT, build_history, ids, insert_rows, targets
+from .backup_tool_common import (
+    INSPECT,
+    assert_team_intact,
+    build_history,
+    ids,
+    insert_rows,
+    targets,
+)
 
 pytestmark = pytest.mark.pgdr
 
 
 def test_each_target_restores_exactly_its_rows(
-    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     tool = pgdr_backup_tool
-    primary, h = build_history(pgdr, tool)
+    primary, h = build_history(pgdr, tool, pgdr_data)
     assert ids(primary) == (6000, 1, 6000)
     cases = targets(h)
 
@@ -35,6 +44,8 @@ def test_each_target_restores_exactly_its_rows(
         pgdr.wait_recovery(node, cases[key][0])
     rto.lap("replay to each target, promote")
     found = {key: ids(node) for key, node in nodes.items()}
+    for key, node in nodes.items():
+        assert_team_intact(h.team, node, pgdr_data, f"{tool.name} to {key}")
     rto.stop("verify")
 
     expected = {key: (rows, 1, rows) for key, (_, rows) in cases.items()}
@@ -47,13 +58,14 @@ def test_each_target_restores_exactly_its_rows(
 
 
 def test_restore_to_the_end_replays_everything_and_times_each_phase(
-    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     tool = pgdr_backup_tool
-    primary, h = build_history(pgdr, tool)
+    primary, h = build_history(pgdr, tool, pgdr_data)
     rto = pgdr_measure.declare_disaster()
     node = tool.restore(h.backup, name="latest", settings=INSPECT, stopwatch=rto)
     assert ids(node) == (6000, 1, 6000)
+    assert_team_intact(h.team, node, pgdr_data, f"{tool.name} to the end")
     rto.stop("verify")
 
     phases = rto.phases()

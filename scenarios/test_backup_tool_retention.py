@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pgdr import Measurement, RecoveryTarget, Topology
+from pytest_pgdr import Measurement, RecoveryTarget, Topology, fingerprint
 from pytest_pgdr.backup import BackupTool, BackupToolError, Health
+from pytest_pgdr.drill.teamdata import TeamData
 
-from .backup_tool_common import INSPECT, TABLE, ids, insert_rows, tool_primary
+from .backup_tool_common import INSPECT, TABLE, assert_team_intact, ids, insert_rows, tool_primary
 
 pytestmark = pytest.mark.pgdr
 
 
 def test_expire_leaves_every_reported_backup_restorable(
-    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     tool = pgdr_backup_tool
-    primary = tool_primary(pgdr, tool)
+    primary = tool_primary(pgdr, tool, pgdr_data)
     primary.query(TABLE)
+    team = fingerprint(primary, pgdr_data.dbname)
     taken = []
     for batch in range(3):
         insert_rows(primary, batch * 1000 + 1, batch * 1000 + 1000)
@@ -35,18 +37,20 @@ def test_expire_leaves_every_reported_backup_restorable(
     for number, backup in enumerate(kept, start=2):
         node = tool.restore(backup, RecoveryTarget.immediate(), settings=INSPECT)
         assert ids(node) == (number * 1000, 1, number * 1000), f"backup {backup.id}"
+        assert_team_intact(team, node, pgdr_data, f"from kept backup {backup.id}")
         rto.lap(f"restore kept backup {number - 1}")
     latest = tool.restore(kept[0], settings=INSPECT)
     assert ids(latest) == (3500, 1, 3500), "the WAL after the oldest kept backup is all there"
+    assert_team_intact(team, latest, pgdr_data, "from the oldest kept backup, to the end")
     rto.stop("restore oldest kept to the end")
     pgdr_measure.record("expired", removed)
 
 
 def test_freshness_and_continuity_from_the_tools_info(
-    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_backup_tool: BackupTool, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     tool = pgdr_backup_tool
-    primary = tool_primary(pgdr, tool)
+    primary = tool_primary(pgdr, tool, pgdr_data)
     primary.query(TABLE)
     with pytest.raises(BackupToolError, match="no backup"):
         Health.of(tool.info()).check(max_backup_age_s=3600)

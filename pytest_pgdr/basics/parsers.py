@@ -122,9 +122,50 @@ def parse_identifier(name: str, text: str) -> str:
     return text.strip()
 
 
+RESERVED_DATABASES = ("postgres", "template0", "template1")
+
+
+def parse_database(name: str, text: str) -> str:
+    """The team's database: a name, but not one the server or the drills keep for themselves
+    (the drills' markers of the multi-target drills live in ``postgres``)."""
+    dbname = parse_identifier(name, text)
+    if dbname in RESERVED_DATABASES:
+        raise ConfigError(
+            f"Bad value {text!r} for {name}: the drills keep their own rows in {dbname!r}",
+            "the database of your data must be apart from postgres, template0 and template1",
+            "Name another database (the default is app); your files are loaded into it",
+        )
+    return dbname
+
+
 def parse_path(name: str, text: str) -> str:
     return text if text == "auto" else str(Path(text).expanduser())
 
 
 def parse_optional_path(name: str, text: str) -> str | None:
     return None if text.strip().lower() in ("", "none") else str(Path(text).expanduser())
+
+
+SOURCE_KINDS = ("dump", "dumpall", "basebackup", "pgbackrest", "barman", "walg")
+SOURCE_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_.-]{0,40})\s*=\s*([a-z]+):(.+?)\s*$")
+
+
+def parse_sources(name: str, text: str) -> tuple[tuple[str, str, str], ...]:
+    """The team's backups: ``name = kind:path[?key=value&...]``, one a line (or the flag
+    repeated); returns (name, kind, path with its options) triples, names unique."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.strip().lower() == "none" or line.lstrip().startswith("#"):
+            continue
+        match = SOURCE_LINE.match(line)
+        if match is None or match.group(2) not in SOURCE_KINDS:
+            raise ConfigError(
+                f"Bad value {line.strip()!r} for {name}",
+                "each backup source is name = kind:path (one a line in the ini file, or the"
+                f" flag repeated), kind one of {', '.join(SOURCE_KINDS)}; e.g."
+                " nightly=dump:/backups/app.dump or main=basebackup:/backups/base?wal=/backups/wal",
+            )
+        if match.group(1) in out:
+            raise ConfigError(f"Backup source {match.group(1)!r} is named twice in {name}")
+        out[match.group(1)] = (match.group(1), match.group(2), match.group(3))
+    return tuple(out.values())

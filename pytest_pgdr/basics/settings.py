@@ -19,12 +19,14 @@ from pytest_pgdr.basics.parsers import (
     parse_backup_tools,
     parse_bool,
     parse_choice,
+    parse_database,
     parse_identifier,
     parse_lines,
     parse_optional_path,
     parse_path,
     parse_positive_float,
     parse_server_settings,
+    parse_sources,
     parse_specs,
 )
 from pytest_pgdr.basics.units import parse_optional_duration
@@ -155,7 +157,7 @@ OPTIONS = (
         " line (or ';'-separated), e.g. max_connections = 100",
         multiple=True,
     ),
-    Option("database", "app", parse_identifier, "the database your data is loaded into"),
+    Option("database", "app", parse_database, "the database your data is loaded into"),
     Option(
         "victim",
         "auto",
@@ -176,6 +178,22 @@ OPTIONS = (
         multiple=True,
     ),
     Option("walg", "none", parse_optional_path, "the wal-g binary for the WAL-G drills"),
+    Option(
+        "source",
+        "none",
+        parse_sources,
+        "your real backups for the nightly restore drill: name = kind:path[?key=value&...],"
+        " one a line (kind: dump, dumpall, basebackup, pgbackrest, barman, walg); see"
+        " docs/nightly.md",
+        multiple=True,
+    ),
+    Option(
+        "source_checks",
+        "none",
+        parse_optional_path,
+        "a TOML file of checks every restored backup must pass (tables, row counts, data"
+        " age, SQL assertions); see docs/nightly.md",
+    ),
     Option(
         "strict",
         "auto",
@@ -213,6 +231,8 @@ class Settings:
     scale: float = 1.0
     backup_tool: tuple[str, ...] = ("installed",)
     walg: str | None = None
+    source: tuple[tuple[str, str, str], ...] = ()
+    source_checks: str | None = None
     strict: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
