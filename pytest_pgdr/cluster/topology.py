@@ -1,7 +1,8 @@
 """Topology: builds and tears down the nodes of one drill (primary, backups, replicas, restores).
 
 The parts live in their own modules: bookkeeping (``topology_base``), backups and archive waits
-(``backups``), replicas and promotion (``replicas``), point-in-time recovery (``pitr``).
+(``backups``), replicas and promotion (``replicas``), standbys rebuilt in place
+(``rebuild``), point-in-time recovery (``pitr``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pytest_pgdr.cluster.credentials import REPLICATION_USER
 from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.pgcontrol import new_system_identifier, set_system_identifier
 from pytest_pgdr.cluster.pitr import PointInTime
-from pytest_pgdr.cluster.replicas import Replicas
+from pytest_pgdr.cluster.rebuild import Rebuilds
 from pytest_pgdr.cluster.template import SUPERUSER, copy_datadir, ensure_template
 
 # Run first by every Topology.close(): a layer above (faults) registers what must be undone
@@ -27,7 +28,7 @@ from pytest_pgdr.cluster.template import SUPERUSER, copy_datadir, ensure_templat
 CLOSE_HOOKS: list[Callable[[], object]] = []
 
 
-class Topology(Replicas, PointInTime):
+class Topology(Rebuilds, PointInTime):
     """The nodes, archive and backups of one drill, all on one installation.
 
     Nodes start from a cached template data directory, each primary with its own system

@@ -1,0 +1,102 @@
+"""A replication slot over ``max_slot_wal_keep_size`` (PostgreSQL src/test/recovery/t/
+019_replslot_limit.pl).
+
+The primary caps the WAL a slot may hold back. Its standby is down while the primary writes
+and switches through more segments than the cap allows; the next checkpoint removes them and
+invalidates the slot (``wal_status = 'lost'``, the primary's log says which slot and why).
+Restarted, the standby cannot catch up from the primary: the WAL it needs is gone (its log
+says so: PostgreSQL 13-17 "requested WAL segment ... has already been removed", 18 "can no
+longer access replication slot ... invalidated"). With no archive to fall back on, the only
+way back is a rebuild: a new base backup and a new slot, after which it holds exactly the
+primary's database (fingerprint) and every marker row written while it was away.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_pgdr import Measurement, Node, Topology, assert_same, fingerprint
+from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
+
+pytestmark = pytest.mark.pgdr
+
+SLOT = "slot_standby"
+# the cap, and nothing else keeping WAL: no wal_keep_size, no archive (archive=False below)
+LIMIT = {"wal_keep_size": "0", "max_slot_wal_keep_size": "1MB"}
+SEGMENTS = 4  # segments the primary moves through while the standby is away
+WAL_STATUS = "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s"
+INVALIDATED = rf'invalidating (obsolete replication )?slot "{SLOT}"'
+
+
+def refused_line(major: int) -> str:
+    """What the standby's log says when the primary no longer has the WAL it asks for."""
+    if major >= 18:  # the walsender refuses the invalidated slot before reading any WAL
+        return rf'can no longer access replication slot "{SLOT}"'
+    return r"requested WAL segment [0-9A-F]{24} has already been removed"
+
+
+def markers(node: Node, ledger: str, dbname: str) -> int:
+    return int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=dbname))
+
+
+def outrun_the_slot(primary: Node, dbname: str) -> list[int]:
+    """Marker commits spread over ``SEGMENTS`` new segments, then a checkpoint: the WAL the
+    stopped standby still needs is removed and its slot invalidated."""
+    written: list[int] = []
+    for _ in range(SEGMENTS):
+        written += app_write(primary, dbname, 5)
+        primary.switch_wal()
+    primary.scalar("CHECKPOINT")
+    return written
+
+
+def test_lost_slot_standby_is_rebuilt(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    db = pgdr_data.dbname
+    primary = pgdr.primary(archive=False, settings=LIMIT)
+    pgdr_data.load(primary)
+    ledger = ledger_table(primary, db)
+    standby = pgdr.replica(primary, name="standby")
+    pgdr.wait_caught_up(primary, standby)
+    assert primary.scalar(WAL_STATUS, [SLOT]) == "reserved"
+    before = markers(standby, ledger, db)
+    standby.stop()
+
+    offset = primary.log.offset()
+    written = outrun_the_slot(primary, db)
+    status = primary.scalar(WAL_STATUS, [SLOT])
+    assert status == "lost", f"slot {SLOT} is {status!r} after the checkpoint"
+    invalidated = primary.log.grep(INVALIDATED, offset)
+    assert invalidated, primary.log.tail(20, offset)
+    expected = fingerprint(primary, db)
+
+    rto = pgdr_measure.declare_disaster()
+    standby_offset = standby.log.offset()
+    standby.start()  # a hot standby again, on its own WAL, asking the primary for more
+    refused = poll(
+        lambda: standby.log.grep(refused_line(pgdr.major), standby_offset),
+        "the primary to refuse the standby the WAL it removed",
+        log_tail=lambda: standby.log.tail(20, standby_offset),
+    )
+    rto.lap("refused by the primary")
+    assert markers(standby, ledger, db) == before, "the standby got WAL the primary removed"
+    assert standby.lsn("replay") < primary.lsn()
+    standby.stop()
+    pgdr.rebuild(standby, primary)
+    rto.lap("rebuild")
+    pgdr.wait_caught_up(primary, standby)
+    rto.lap("catch up")
+    actual = fingerprint(standby, db)
+    rto.stop("verify")
+
+    assert_same(expected, actual, "the rebuilt standby")
+    present = standby.query(f"SELECT id FROM {ledger} WHERE id = ANY(%s)", [written], dbname=db)
+    pgdr_measure.record_rpo(lost_commits=len(written) - len(present))
+    assert markers(standby, ledger, db) == before + len(written) == markers(primary, ledger, db)
+    assert primary.scalar(WAL_STATUS, [SLOT]) == "reserved", "the new slot holds WAL again"
+    pgdr_measure.record("primary", invalidated[0].split("LOG:", 1)[-1].strip())
+    pgdr_measure.record("standby", refused[0].split("FATAL:", 1)[-1].strip())
+    pgdr_measure.attach_log(primary, offset, pattern=INVALIDATED)
+    pgdr_measure.attach_log(standby, standby_offset, pattern=refused_line(pgdr.major))
