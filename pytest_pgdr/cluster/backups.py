@@ -4,8 +4,10 @@ waits that the archive has what a restore needs."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from pytest_pgdr.basics.errors import ConfigError, RecoveryError
 from pytest_pgdr.basics.wait import poll
@@ -125,19 +127,54 @@ class Backups(TopologyBase):
             if node.datadir.exists():
                 node.datadir.rmdir()
             copy_datadir(backup.path, node.datadir)
+        else:
+            self.host.make_dir(node.datadir)
+            for name, dest in (("base", node.datadir), ("pg_wal", node.datadir / "pg_wal")):
+                self._extract(backup, name, dest)
+        self._relocate_tablespaces(backup, node)
+
+    def _extract(self, backup: Backup, name: str, dest: Path) -> None:
+        tarball = backup.path / f"{name}{'.tar.gz' if backup.compressed else '.tar'}"
+        if not tarball.exists():
             return
-        self.host.make_dir(node.datadir)
-        suffix = ".tar.gz" if backup.compressed else ".tar"
-        for archive_name, dest in (("base", node.datadir), ("pg_wal", node.datadir / "pg_wal")):
-            tarball = backup.path / f"{archive_name}{suffix}"
-            if tarball.exists():
-                proc = self.host.run(["tar", "-xf", str(tarball), "-C", str(dest)])
-                if proc.returncode != 0:
-                    raise RecoveryError(
-                        f"Extracting {tarball} failed",
-                        proc.stderr.strip(),
-                        "Check the backup; pg_verifybackup can tell what is wrong",
-                    )
+        proc = self.host.run(["tar", "-xf", str(tarball), "-C", str(dest)])
+        if proc.returncode != 0:
+            raise RecoveryError(
+                f"Extracting {tarball} failed",
+                proc.stderr.strip(),
+                "Check the backup; pg_verifybackup can tell what is wrong",
+            )
+
+    def _relocate_tablespaces(self, backup: Backup, node: Node) -> None:
+        """Give ``node`` its own copy of each tablespace, in ``<node root>/tablespaces/<oid>``.
+
+        A plain backup's ``pg_tblspc`` links point where ``pg_basebackup --tablespace-mapping``
+        put the tablespaces (or at the source's own directories); a tar backup holds them as
+        ``<oid>.tar`` with a ``tablespace_map``. Links and map are rewritten to the new places,
+        so no restore ever writes into the backup or into another server's tablespace.
+        """
+        links = node.datadir / "pg_tblspc"
+        oids = {p.name for p in links.iterdir() if p.name.isdigit()} if links.is_dir() else set()
+        if backup.fmt == "tar":
+            oids |= {p.name.split(".")[0] for p in backup.path.glob("[0-9]*.tar*")}
+        if not oids:
+            return
+        places = {oid: node.root / "tablespaces" / oid for oid in sorted(oids)}
+        self.host.make_dir(node.root / "tablespaces")
+        for oid, place in places.items():
+            link = links / oid
+            if backup.fmt == "tar":
+                self._extract(backup, oid, self.host.make_dir(place))
+            else:
+                copy_datadir(Path(os.readlink(link)), place)
+            if link.is_symlink():
+                link.unlink()
+                os.symlink(place, link)
+                self.host.user.chown(link)
+        mapfile = node.datadir / "tablespace_map"
+        if mapfile.exists():
+            lines = [f"{oid} {place}\n" for oid, place in places.items()]
+            self.host.write_file(mapfile, "".join(lines))
 
     def wait_archived(
         self, node: Node, lsn: Lsn | None = None, timeout: float | None = None
