@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pytest_pgdr.drill.dataset import Dataset
     from pytest_pgdr.drill.measure import Measurement
     from pytest_pgdr.drill.teamdata import TeamData
+    from pytest_pgdr.ha import ClusterManager
     from pytest_pgdr.hosts.install import Installation
     from pytest_pgdr.session import HarnessSession
 
@@ -192,3 +193,32 @@ def pgdr_backup_tool(
     tool = backup_tool(name, pgdr, programs={"walg": pgdr_session.settings.walg})
     pgdr_measure.context["backup_tool"] = f"{tool.name} {tool.version()}"
     return tool
+
+
+@pytest.fixture
+def pgdr_ha(pgdr: Topology, pgdr_measure: Measurement) -> Iterator[Callable[..., ClusterManager]]:
+    """Start a cluster under a cluster manager: ``pgdr_ha("patroni", synchronous_mode=True)``
+    gives three Patroni nodes electing their leader in a three-member etcd, running and
+    streaming (options: :class:`~pytest_pgdr.ha.patroni_config.PatroniOptions`); ``"plain"``
+    a primary and two replicas. Every cluster is stopped at teardown."""
+    from pytest_pgdr.ha import cluster_manager
+    from pytest_pgdr.ha.patroni_config import PatroniOptions
+
+    started: list[ClusterManager] = []
+
+    def start(name: str = "patroni", members: int = 3, **options: object) -> ClusterManager:
+        manager = cluster_manager(name, pgdr, members, PatroniOptions(**options))  # type: ignore[arg-type]
+        started.append(manager)
+        manager.start()
+        pgdr_measure.context["cluster_manager"] = manager.describe()
+        return manager
+
+    yield start
+    for manager in reversed(started):
+        manager.close()
+
+
+@pytest.fixture
+def pgdr_patroni(pgdr_ha: Callable[..., ClusterManager]) -> ClusterManager:
+    """A running three-node Patroni cluster (asynchronous, ttl 10 s) on etcd."""
+    return pgdr_ha("patroni")

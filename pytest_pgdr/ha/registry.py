@@ -1,0 +1,48 @@
+"""The one place that picks a cluster manager by name; members are imported only when chosen."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pytest_pgdr.basics.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pytest_pgdr.cluster.topology import Topology
+    from pytest_pgdr.ha.base import ClusterManager
+    from pytest_pgdr.ha.patroni_config import PatroniOptions
+
+# name -> (module under pytest_pgdr.ha, class)
+MEMBERS: dict[str, tuple[str, str]] = {
+    "plain": ("plain", "Plain"),
+    "patroni": ("patroni", "Patroni"),
+}
+MANAGER_NAMES = tuple(MEMBERS)
+
+
+def check_name(name: str) -> str:
+    if name not in MEMBERS:
+        raise ConfigError(
+            f"Unknown cluster manager {name!r}",
+            f"valid managers: {', '.join(MANAGER_NAMES)}",
+            "Pick one of them",
+        )
+    return name
+
+
+def cluster_manager(
+    name: str, topology: Topology, members: int = 3, options: PatroniOptions | None = None
+) -> ClusterManager:
+    """The member called ``name`` on ``topology`` (not started yet: call ``start()``).
+
+    Raises :class:`~pytest_pgdr.ha.base.ManagerUnavailable` (a skip, or a failure in strict
+    mode) when its programs are not installed here."""
+    module, cls = MEMBERS[check_name(name)]
+    factory: Callable[..., ClusterManager] = getattr(
+        importlib.import_module(f"pytest_pgdr.ha.{module}"), cls
+    )
+    return factory(topology, members, options)
+
+
+__all__ = ["MANAGER_NAMES", "check_name", "cluster_manager"]
