@@ -34,8 +34,11 @@ from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by 
     pgdr_patroni,
     pgdr_primary,
     pgdr_replica,
+    pgdr_restore,
+    pgdr_restored,
     pgdr_seed,
     pgdr_session,
+    pgdr_source,
 )
 from pytest_pgdr.plugin.markers import marker_error, marker_problem
 from pytest_pgdr.plugin.options import add_options, check_places, header_lines, settings_of
@@ -182,6 +185,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     _parametrize_backup_tools(metafunc)
+    _parametrize_sources(metafunc)
     if "pgdr_install" not in metafunc.fixturenames:
         return
     installs = metafunc.config.stash.get(KEY_INSTALLS, [])
@@ -203,6 +207,21 @@ def _parametrize_backup_tools(metafunc: pytest.Metafunc) -> None:
 
     names = list(resolve(",".join(settings.backup_tool)))
     metafunc.parametrize("pgdr_backup_tool", names, ids=names, indirect=True)
+
+
+def _parametrize_sources(metafunc: pytest.Metafunc) -> None:
+    """One run of a nightly-restore test per backup source (and backend, when several)."""
+    settings = metafunc.config.stash[KEY_SETTINGS]
+    if "pgdr_source" not in metafunc.fixturenames or not settings.source:
+        return
+    backends = settings.backends
+    values = [
+        name if len(backends) == 1 else f"{name}@{backend}"
+        for name, _, _ in settings.source
+        for backend in backends
+    ]
+    ids = [value.replace("@", "-") for value in values]
+    metafunc.parametrize("pgdr_source", values, ids=ids, indirect=True)
 
 
 def _spec_id(spec: str, inst: Any) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_pgdr.plugin.markers import major_version
 from pytest_pgdr.plugin.state import (
+    KEY_INSTALLS,
     KEY_MEASURE,
     KEY_SESSION,
     KEY_SETTINGS,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pytest_pgdr.ha import ClusterManager
     from pytest_pgdr.hosts.install import Installation
     from pytest_pgdr.session import HarnessSession
+    from pytest_pgdr.sources import NightlySource, Restored
 
 
 @pytest.fixture(scope="session")
@@ -222,3 +224,74 @@ def pgdr_ha(pgdr: Topology, pgdr_measure: Measurement) -> Iterator[Callable[...,
 def pgdr_patroni(pgdr_ha: Callable[..., ClusterManager]) -> ClusterManager:
     """A running three-node Patroni cluster (asynchronous, ttl 10 s) on etcd."""
     return pgdr_ha("patroni")
+
+
+@pytest.fixture
+def pgdr_source(request: pytest.FixtureRequest, pgdr_session: HarnessSession) -> NightlySource:
+    """The team's backup this test restores (one run per ``--pgdr-source``, ids = names)."""
+    from pytest_pgdr.basics.errors import PgdrError
+    from pytest_pgdr.sources import NightlySource, sources_from
+
+    settings = pgdr_session.settings
+    param = getattr(request, "param", None)
+    if param is None:
+        pytest.skip(
+            "no backup source given: name your backups with --pgdr-source NAME=KIND:PATH"
+            " (or pgdr_source in the ini file, one a line)"
+        )
+    name, _, backend = str(param).partition("@")
+    try:
+        spec = sources_from(settings.source)[name]
+    except PgdrError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return NightlySource(spec, backend or settings.backends[0])
+
+
+@pytest.fixture
+def pgdr_restore(
+    request: pytest.FixtureRequest,
+    pgdr_session: HarnessSession,
+    pgdr_source: NightlySource,
+    pgdr_measure: Measurement,
+) -> Iterator[Callable[[], Restored]]:
+    """``pgdr_restore()`` restores ``pgdr_source`` into a new sandbox on the PostgreSQL major
+    its backup needs and returns a :class:`~pytest_pgdr.sources.Restored` (``.node``,
+    ``.identity``, ``.databases``); phases, throughput and the backup's identity go to the
+    drill's report. The sandbox is removed at teardown (kept with --pgdr-keep)."""
+    from pytest_pgdr.basics.settings import DOCKER_PREFIX
+    from pytest_pgdr.sources import restore_nightly
+
+    settings = pgdr_session.settings
+    docker = pgdr_source.backend == "docker"
+    installs = request.config.stash.get(KEY_INSTALLS, [])
+    candidates = [
+        (spec, inst)
+        for spec, inst in zip(settings.specs(), installs, strict=False)
+        if inst is not None and spec.startswith(DOCKER_PREFIX) == docker
+    ]
+    made: list[Topology] = []
+
+    def make(spec: str) -> Topology:
+        topology = pgdr_session.topology(pgdr_session.installation(spec), request.node.name)
+        made.append(topology)
+        return topology
+
+    def restore() -> Restored:
+        rto = pgdr_measure.rto or pgdr_measure.declare_disaster()
+        programs = {"walg": settings.walg}
+        return restore_nightly(pgdr_source, candidates, make, rto, pgdr_measure, programs)[0]
+
+    yield restore
+    keep = settings.keep
+    for topology in made:
+        if keep == "always" or (keep == "failed" and failed(request.node)):
+            topology.close(keep_to=pgdr_session.keep_path(request.node.nodeid))
+        else:
+            topology.close()
+
+
+@pytest.fixture
+def pgdr_restored(pgdr_restore: Callable[[], Restored]) -> Restored:
+    """The team's backup (``pgdr_source``), restored and running: give it to your own tests
+    (``pgdr_restored.node.query(...)``) for the checks a TOML file cannot say."""
+    return pgdr_restore()

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 from psycopg import sql
 
 from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.cluster.template import SUPERUSER
 from pytest_pgdr.sources.base import (
     BackupIdentity,
     Restored,
@@ -28,6 +29,7 @@ from pytest_pgdr.sources.base import (
 )
 from pytest_pgdr.sources.progress import run_watched
 from pytest_pgdr.sources.registry import check_options
+from pytest_pgdr.sources.sandbox import adopt
 
 if TYPE_CHECKING:
     from pytest_pgdr.basics.clock import Stopwatch
@@ -258,7 +260,10 @@ class DumpAll(Dump):
         check_readable(node.host, self.spec, self.paths())
         stopwatch.lap("start sandbox")
         argv = [str(node.inst.tool("psql")), "-X", "-q", "-d", "postgres", "-f", str(self.path)]
-        proc = run_watched(node, argv, f"restoring {self.spec.name} (pg_dumpall)", identity.size)
+        # over the socket: the script sets the superuser's password to the source's own
+        what = f"restoring {self.spec.name} (pg_dumpall)"
+        proc = run_watched(node, argv, what, identity.size, socket=True)
+        adopt(node, SUPERUSER)
         errors = [ln for ln in proc.stderr.splitlines() if "ERROR:" in ln or "FATAL:" in ln]
         unexpected = [ln for ln in errors if not ALREADY_THERE.search(ln)]
         if proc.returncode != 0 or unexpected:

@@ -21,9 +21,16 @@ def run_watched(
     what: str,
     total: int | None = None,
     dbname: str | None = None,
+    socket: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` as the server user against ``node``; while it runs, a progress line says
-    how large the database being loaded has grown (``dbname``), or just the time spent."""
+    """Run ``argv`` as the server user against ``node`` (over its private socket with
+    ``socket``); while it runs, a progress line says how large the database being loaded has
+    grown (``dbname``), or just the time spent."""
+    env = node.tool_env()
+    if socket:
+        env.update(
+            PGHOST=str(node.sockdir), PGPORT=str(node.host.server_port(node.name, node.port))
+        )
 
     def done_so_far() -> float:
         if dbname is None:
@@ -32,7 +39,7 @@ def run_watched(
         return float(size or 0)
 
     return run_with_progress(
-        lambda: run_as_server(node.host, argv, what, env=node.tool_env()),
+        lambda: run_as_server(node.host, argv, what, env=env),
         what,
         done_so_far,
         total,

@@ -1,0 +1,197 @@
+"""The nightly restore of real backups, end to end: backups made here with the raw tools
+(pg_dump, pg_dumpall, pg_basebackup, cp as archive_command, pgbackrest), then a team-style
+repository points pytest-pgdr at them. Good backups pass with their figures in the JSON
+report; every file of every source is byte-identical afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from pytest_pgdr import Node, Topology
+from pytest_pgdr.plugin import scenarios_dir
+
+pytestmark = pytest.mark.pgdr
+
+DRILL = scenarios_dir() / "test_nightly_restore.py"
+TEAM_SQL = """
+CREATE ROLE app_owner NOLOGIN;
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers,
+                     amount numeric(10,2) NOT NULL, placed_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX orders_placed_at ON orders (placed_at);
+ALTER TABLE orders OWNER TO app_owner;
+INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 200) g;
+INSERT INTO orders (customer_id, amount, placed_at)
+  SELECT 1 + g % 200, g / 10.0, now() - interval '1 minute' * (3000 - g)
+  FROM generate_series(1, 3000) g;
+"""
+CHECKS = """
+tables = ["public.orders", "public.customers"]
+max_backup_age = "1h"
+
+[min_rows]
+"public.orders" = 3000
+
+[max_age]
+"public.orders.placed_at" = "1h"
+
+[assert]
+"every order has its customer" = '''SELECT NOT EXISTS (SELECT 1 FROM orders o
+    LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL)'''
+"""
+
+
+# helpers shared with test_sources_faults.py ---------------------------------------------
+def team_primary(pgdr: Topology, wal_dir: Path | None = None) -> Node:
+    """A primary holding the team's tables in ``app`` (archiving with plain cp, if asked)."""
+    settings: dict[str, object] = {}
+    if wal_dir is not None:
+        settings = {
+            "archive_mode": "on",
+            "archive_command": f"test ! -f {shlex.quote(str(wal_dir))}/%f &&"
+            f" cp %p {shlex.quote(str(wal_dir))}/%f",
+        }
+    node = pgdr.primary(name="team", archive=False, settings=settings)
+    node.query("CREATE DATABASE app")
+    node.psql(TEAM_SQL, "app")
+    return node
+
+
+def backups_dir(pgdr: Topology, name: str = "backups") -> Path:
+    return pgdr.host.make_dir(pgdr.root / name, 0o755)
+
+
+def digest(paths: list[Path]) -> dict[str, str]:
+    """sha256, size and mode of every file under ``paths`` (the read-only proof)."""
+    out: dict[str, str] = {}
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            info = path.stat()
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[str(path)] = f"{sha} {info.st_size} {oct(info.st_mode)} {info.st_mtime_ns}"
+    return out
+
+
+def run_team_repo(
+    pytester: pytest.Pytester,
+    pgdr: Topology,
+    sources: dict[str, str],
+    checks: str = CHECKS,
+    *more: str,
+) -> tuple[pytest.RunResult, dict[str, object]]:
+    """A team's repository: sources in its ini file, checks in a TOML file; the nightly job
+    is ``pytest --pgdr`` on the built-in drill. Returns the run and its JSON report."""
+    lines = "".join(f"    {name} = {value}\n" for name, value in sources.items())
+    pytester.makefile(".ini", pytest=f"[pytest]\npgdr_source =\n{lines}")
+    (pytester.path / "checks.toml").write_text(checks)
+    report = pytester.path / "night.json"
+    result = pytester.runpytest_subprocess(
+        str(DRILL),
+        "-c",
+        "pytest.ini",
+        "--rootdir",
+        str(pytester.path),
+        "--pgdr",
+        "--pgdr-postgres",
+        pgdr.inst.spec,
+        "--pgdr-backend",
+        "local",
+        "--pgdr-source-checks",
+        "checks.toml",
+        "--pgdr-report",
+        str(report),
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        *more,
+    )
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return result, data
+
+
+def drills_of(data: dict[str, object]) -> dict[str, dict[str, object]]:
+    drills = data.get("drills", [])
+    assert isinstance(drills, list)
+    return {str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): d for d in drills}
+
+
+# the tests ---------------------------------------------------------------------------------
+def test_every_dump_format_restores_with_its_figures(
+    pytester: pytest.Pytester, pgdr: Topology
+) -> None:
+    node = team_primary(pgdr)
+    out = backups_dir(pgdr)
+    for fmt, name in (("c", "app.dump"), ("d", "app.dir"), ("t", "app.tar"), ("p", "app.sql")):
+        node.run_tool("pg_dump", f"-F{fmt}", "-f", out / name, "-d", "app")
+    node.run_tool("pg_dumpall", "-f", out / "cluster.sql")
+    before = digest([out])
+
+    result, data = run_team_repo(
+        pytester,
+        pgdr,
+        {
+            "custom": f"dump:{out}/app.dump",
+            "directory": f"dump:{out}/app.dir?jobs=2",
+            "tar": f"dump:{out}/app.tar",
+            "plain": f"dump:{out}/app.sql?dbname=app",
+            "cluster": f"dumpall:{out}/cluster.sql",
+        },
+    )
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    result.assert_outcomes(passed=5)
+    assert digest([out]) == before, "a dump changed while it was restored"
+    drills = drills_of(data)
+    assert set(drills) == {"custom", "directory", "tar", "plain", "cluster"}
+    custom = drills["custom"]
+    assert isinstance(custom, dict)
+    figures = custom["figures"]
+    assert figures["restore throughput"]["value"] > 0
+    assert figures["verify throughput"]["value"] > 0
+    assert 0 <= figures["data age"]["value"] < 3600
+    backup = custom["values"]["backup"]
+    assert backup["major"] == pgdr.major and backup["databases"] == ["app"], backup
+    assert backup["tool_version"].startswith("pg_dump ")
+    assert "ok: " in custom["values"]["checks"]["rows in public.orders"]
+
+
+def test_base_backup_plain_and_tar_replay_the_archive_to_its_end(
+    pytester: pytest.Pytester, pgdr: Topology
+) -> None:
+    out = backups_dir(pgdr)
+    wal = pgdr.host.make_dir(out / "wal", 0o755)
+    node = team_primary(pgdr, wal)
+    node.run_tool("pg_basebackup", "-D", out / "base", "-X", "none", "-c", "fast")
+    node.run_tool("pg_basebackup", "-D", out / "tar", "-Ft", "-z", "-X", "fetch", "-c", "fast")
+    node.psql(
+        "INSERT INTO orders (customer_id, amount) SELECT 1, 1 FROM generate_series(1, 500)", "app"
+    )
+    node.query("CHECKPOINT")
+    last = node.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    node.query("SELECT pg_switch_wal()")
+    node.poll_query(
+        f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver", "the last segment archived"
+    )
+    node.stop()
+    before = digest([out])
+    checks = CHECKS.replace('"public.orders" = 3000', '"public.orders" = 3500')
+
+    result, data = run_team_repo(
+        pytester,
+        pgdr,
+        {"plain": f"basebackup:{out}/base?wal={wal}", "tar": f"basebackup:{out}/tar?wal={wal}"},
+        checks,
+    )
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    result.assert_outcomes(passed=2)
+    assert digest([out]) == before, "the backup or its archive changed while restored"
+    plain = drills_of(data)["plain"]
+    assert isinstance(plain, dict)
+    phases = [p["name"] for p in plain["rto"]["phases"]]
+    assert "replay WAL" in phases and "restore files" in phases, phases
+    assert plain["values"]["backup"]["start_lsn"] and plain["values"]["replayed to"]
