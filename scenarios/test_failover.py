@@ -5,6 +5,9 @@ primaries); the new primary is on a new timeline whose history file reached the 
 every row committed before the kill (with a synchronous standby: every acknowledged commit,
 from a client-side ledger) and accepts writes; a second standby follows it; the old primary
 rejoins as a standby with pg_rewind and keeps none of the writes it took after the split.
+
+The primary holds the team's database (``pgdr_data``); every node that ends up serving must
+hold its whole fingerprint. The drill's own rows (ledger, ``t``) live in ``postgres``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 
 from pytest_pgdr import Lsn, Measurement, Node, Topology, assert_same, fingerprint
 from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.drill.teamdata import TeamData
 
 pytestmark = pytest.mark.pgdr
 
@@ -57,9 +61,11 @@ class LedgerWriter(threading.Thread):
 
 
 def test_sync_standby_keeps_every_acknowledged_commit(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     primary = pgdr.primary()
+    pgdr_data.load(primary)
+    team = fingerprint(primary, pgdr_data.dbname)
     primary.query("CREATE TABLE ledger (id int PRIMARY KEY)")
     standby = pgdr.replica(primary, name="sync_standby", sync=True)
     primary.poll_query(
@@ -82,6 +88,7 @@ def test_sync_standby_keeps_every_acknowledged_commit(
     pgdr.promote(standby)
     rto.lap("promote")
     present = {row[0] for row in standby.query("SELECT id FROM ledger")}
+    assert_same(team, fingerprint(standby, pgdr_data.dbname), "the team's database, promoted")
     rto.stop("verify")
 
     acked = set(writer.acked)
@@ -119,14 +126,19 @@ def most_advanced_first(standbys: list[Node]) -> tuple[list[Node], int]:
     return ordered, held[ordered[0].name] - held[ordered[-1].name]
 
 
-def test_failover_follow_and_rewind(pgdr: Topology, pgdr_measure: Measurement) -> None:
+def test_failover_follow_and_rewind(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    db = pgdr_data.dbname
     old = pgdr.primary(name="old_primary")
+    pgdr_data.load(old)
     old.query("CREATE TABLE t (id int PRIMARY KEY, note text NOT NULL)")
     insert_rows(old, 1, 1000)
     standbys = [pgdr.replica(old, name="standby_a"), pgdr.replica(old, name="standby_b")]
     lsn = pgdr.wait_caught_up(old, standbys[0])
     pgdr.wait_caught_up(old, standbys[1], lsn)
     committed = fingerprint(old)
+    team = fingerprint(old, db)
 
     old.crash()
     rto = pgdr_measure.declare_disaster()
@@ -138,6 +150,7 @@ def test_failover_follow_and_rewind(pgdr: Topology, pgdr_measure: Measurement) -
     pgdr.promote(new)
     rto.lap("promote")
     assert_same(committed, fingerprint(new), "the promoted standby")
+    assert_same(team, fingerprint(new, db), f"{db} on the promoted standby")
     insert_rows(new, 1001, 1100)
     rto.stop("first write")
     assert new.timeline() == 2
@@ -146,18 +159,20 @@ def test_failover_follow_and_rewind(pgdr: Topology, pgdr_measure: Measurement) -
     pgdr.follow(follower, new)
     pgdr.wait_caught_up(new, follower)
     assert_same(fingerprint(new), fingerprint(follower), "the standby that follows")
+    assert_same(team, fingerprint(follower, db), f"{db} on the standby that follows")
     assert follower.timeline() == 2
 
-    rejoin_with_rewind(pgdr, old, new)
+    rejoin_with_rewind(pgdr, old, new, db, pgdr_data.victim(new))
 
 
-def rejoin_with_rewind(pgdr: Topology, old: Node, new: Node) -> None:
+def rejoin_with_rewind(pgdr: Topology, old: Node, new: Node, db: str, victim: str) -> None:
     """The old primary comes back by mistake (split brain) and takes writes only it sees;
     pg_rewind then makes it a standby of the new primary, without them."""
     old.configure(archive_mode="off")  # keep the zombie's WAL out of the shared archive
     old.start()
     assert not old.in_recovery(), "the zombie comes back as a writable primary"
     insert_rows(old, 5001, 5100)
+    old.query(f"DELETE FROM {victim}", dbname=db)  # diverges in the team's data too
     old.stop()
 
     output = pgdr.rewind(old, new)
@@ -166,6 +181,7 @@ def rejoin_with_rewind(pgdr: Topology, old: Node, new: Node) -> None:
     assert old.in_recovery() and old.timeline() == 2
     assert old.scalar("SELECT count(*) FROM t WHERE id > 5000") == 0, "divergent rows survived"
     assert_same(fingerprint(new), fingerprint(old), "the rewound old primary")
+    assert_same(fingerprint(new, db), fingerprint(old, db), f"{db} on the rewound old primary")
     insert_rows(new, 1101, 1200)
     pgdr.wait_caught_up(new, old)
     assert old.scalar("SELECT count(*) FROM t") == 1200, "it keeps following"

@@ -4,6 +4,9 @@ One base backup, then six batches of 1000 rows with a recovery target noted betw
 the xid of the batch 1001..2000, the server time after 3000 rows, a restore point after 4000
 rows, an LSN after 5000 rows. Restoring the one backup to each target gives exactly the rows
 1..N, and the server's log names the stop it made.
+
+The primary holds the team's database (``pgdr_data``), untouched after the backup: every
+restored node must give back its whole fingerprint. The marker rows live in ``postgres``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,18 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from pytest_pgdr import Backup, Measurement, Node, RecoveryError, RecoveryTarget, Topology
+from pytest_pgdr import (
+    Backup,
+    Fingerprint,
+    Measurement,
+    Node,
+    RecoveryError,
+    RecoveryTarget,
+    Topology,
+    assert_same,
+    fingerprint,
+)
+from pytest_pgdr.drill.teamdata import TeamData
 
 pytestmark = pytest.mark.pgdr
 
@@ -33,6 +47,7 @@ class History:
     time: str  # server time after 3000 rows
     name: str  # restore point after 4000 rows
     lsn: str  # WAL location after 5000 rows
+    team: Fingerprint  # the team's database, not written to after the backup
 
 
 @dataclass(frozen=True)
@@ -55,10 +70,12 @@ def ids(node: Node) -> tuple[int, int, int]:
     return int(count), int(low or 0), int(high or 0)
 
 
-def build_history(pgdr: Topology) -> tuple[Node, History]:
+def build_history(pgdr: Topology, data: TeamData) -> tuple[Node, History]:
     primary = pgdr.primary()
+    data.load(primary)
     primary.query(TABLE)
     insert_rows(primary, 1, 1000)
+    team = fingerprint(primary, data.dbname)
     backup = pgdr.backup(primary)
     xid = primary.scalar(
         "WITH batch AS (INSERT INTO pitr_rows SELECT g, 'row ' || g"
@@ -72,7 +89,11 @@ def build_history(pgdr: Topology) -> tuple[Node, History]:
     lsn = primary.scalar("SELECT pg_current_wal_lsn()::text")
     insert_rows(primary, 5001, 6000)
     pgdr.wait_archived(primary)
-    return primary, History(backup, str(xid), when.isoformat(), "my_target", str(lsn))
+    return primary, History(backup, str(xid), when.isoformat(), "my_target", str(lsn), team)
+
+
+def assert_team_intact(h: History, node: Node, data: TeamData, what: str) -> None:
+    assert_same(h.team, fingerprint(node, data.dbname), f"{data.dbname} {what}")
 
 
 def matrix(h: History) -> dict[str, Case]:
@@ -106,8 +127,10 @@ def matrix(h: History) -> dict[str, Case]:
     }
 
 
-def test_each_target_restores_exactly_its_rows(pgdr: Topology, pgdr_measure: Measurement) -> None:
-    primary, h = build_history(pgdr)
+def test_each_target_restores_exactly_its_rows(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    primary, h = build_history(pgdr, pgdr_data)
     assert ids(primary) == (6000, 1, 6000)
     cases = matrix(h)
 
@@ -120,6 +143,8 @@ def test_each_target_restores_exactly_its_rows(pgdr: Topology, pgdr_measure: Mea
         pgdr.wait_recovery(node, cases[key].target)
     rto.lap(f"restore {len(nodes)} targets in parallel")
     found = {key: ids(node) for key, node in nodes.items()}
+    for key, node in nodes.items():
+        assert_team_intact(h, node, pgdr_data, f"restored to {key}")
     rto.stop("verify")
 
     expected = {key: (case.rows, 1, case.rows) for key, case in cases.items()}
@@ -131,8 +156,10 @@ def test_each_target_restores_exactly_its_rows(pgdr: Topology, pgdr_measure: Mea
     pgdr_measure.record("targets_restored", len(nodes))
 
 
-def test_pause_then_resume_and_shutdown_actions(pgdr: Topology, pgdr_measure: Measurement) -> None:
-    _, h = build_history(pgdr)
+def test_pause_then_resume_and_shutdown_actions(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    _, h = build_history(pgdr, pgdr_data)
     pause = RecoveryTarget.name(h.name, action="pause")
     shutdown = RecoveryTarget.lsn(h.lsn, action="shutdown")
     rto = pgdr_measure.declare_disaster()
@@ -142,6 +169,7 @@ def test_pause_then_resume_and_shutdown_actions(pgdr: Topology, pgdr_measure: Me
     stopped = pgdr.restore(h.backup, shutdown, name="stopped", settings=INSPECT, wait=False)
     pgdr.wait_recovery(paused, pause, stopwatch=rto)
     check_paused_is_read_only(paused)
+    assert_team_intact(h, paused, pgdr_data, "while paused at the target")
     rto.lap("inspect while paused")
     paused.scalar("SELECT pg_wal_replay_resume()")
     pgdr.wait_promoted(paused)
@@ -159,6 +187,7 @@ def test_pause_then_resume_and_shutdown_actions(pgdr: Topology, pgdr_measure: Me
     stopped.start(wait=False)
     pgdr.wait_recovery(stopped, RecoveryTarget.lsn(h.lsn, action="pause"), offset)
     assert ids(stopped) == (5000, 1, 5000), "the shut-down node is at the LSN target"
+    assert_team_intact(h, stopped, pgdr_data, "after a shutdown at the target")
 
 
 def check_paused_is_read_only(node: Node) -> None:
@@ -169,8 +198,10 @@ def check_paused_is_read_only(node: Node) -> None:
         insert_rows(node, 100_001, 100_001)
 
 
-def test_later_pitr_follows_the_timeline_switch(pgdr: Topology, pgdr_measure: Measurement) -> None:
-    _, h = build_history(pgdr)
+def test_later_pitr_follows_the_timeline_switch(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    _, h = build_history(pgdr, pgdr_data)
     tl2 = pgdr.restore(h.backup, RecoveryTarget.name(h.name), name="tl2")
     assert tl2.timeline() == 2
     pgdr.wait_history_archived(2)
@@ -193,5 +224,6 @@ def test_later_pitr_follows_the_timeline_switch(pgdr: Topology, pgdr_measure: Me
     assert rows == (4500, 10_500, 0), "TL1 up to my_target, then TL2 up to on_tl2"
     assert later.log.grep('recovery stopping at restore point "on_tl2"')
     assert later.timeline() == 3, "the archive holds timeline 2, so promotion picks 3"
+    assert_team_intact(h, later, pgdr_data, "across the timeline switch")
     with pytest.raises(RecoveryError, match="recovery ended before configured recovery target"):
         pgdr.restore(h.backup, stuck_on_tl1, name="tl1_only", settings=INSPECT)
