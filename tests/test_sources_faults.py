@@ -92,8 +92,7 @@ def test_each_damaged_backup_fails_with_its_reason(
     result.assert_outcomes(failed=5)
     assert digest([out]) == before, "a source changed while it was restored"
     reasons = {
-        str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): str(d["message"])
-        for d in data["drills"]  # type: ignore[attr-defined]
+        str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): str(d["message"]) for d in data["drills"]
     }
     expected = {
         "truncated": "did not restore: it is damaged or incomplete",

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,7 +86,7 @@ def run_team_repo(
     sources: dict[str, str],
     checks: str = CHECKS,
     *more: str,
-) -> tuple[pytest.RunResult, dict[str, object]]:
+) -> tuple[pytest.RunResult, dict[str, Any]]:
     """A team's repository: sources in its ini file, checks in a TOML file; the nightly job
     is ``pytest --pgdr`` on the built-in drill. Returns the run and its JSON report."""
     lines = "".join(f"    {name} = {value}\n" for name, value in sources.items())
@@ -115,7 +117,7 @@ def run_team_repo(
     return result, data
 
 
-def drills_of(data: dict[str, object]) -> dict[str, dict[str, object]]:
+def drills_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     drills = data.get("drills", [])
     assert isinstance(drills, list)
     return {str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): d for d in drills}
@@ -195,3 +197,48 @@ def test_base_backup_plain_and_tar_replay_the_archive_to_its_end(
     phases = [p["name"] for p in plain["rto"]["phases"]]
     assert "replay WAL" in phases and "restore files" in phases, phases
     assert plain["values"]["backup"]["start_lsn"] and plain["values"]["replayed to"]
+
+
+def test_pgbackrest_stanza_restores_read_only(pytester: pytest.Pytester, pgdr: Topology) -> None:
+    """pgBackRest 2.45 refuses PostgreSQL 18: this runs on PG 15 (CI's second version)."""
+    if shutil.which("pgbackrest") is None:
+        pytest.skip("pgbackrest is not installed (apt-get install pgbackrest)")
+    if pgdr.major >= 18:
+        pytest.skip(f"pgBackRest 2.45 refuses PostgreSQL {pgdr.major}; runs on 15")
+    out = backups_dir(pgdr)
+    repo = pgdr.host.make_dir(out / "repo", 0o755)
+    conf = out / "pgbackrest.conf"
+    node = pgdr.primary(name="team", archive=False)
+    pgdr.host.write_file(
+        conf,
+        f"[global]\nrepo1-path={repo}\nlock-path={out}/lock\nlog-path={out}/log\n"
+        f"log-level-file=off\nstart-fast=y\n[main]\npg1-path={node.datadir}\n"
+        f"pg1-port={node.port}\npg1-socket-path={node.sockdir}\npg1-user=postgres\n",
+        0o644,
+    )
+    push = f"pgbackrest --config={conf} --stanza=main archive-push %p"
+    node.configure(archive_mode="on", archive_command=push)
+    node.restart()
+    node.query("CREATE DATABASE app")
+    node.psql(TEAM_SQL, "app")
+    tool = ["pgbackrest", f"--config={conf}", "--stanza=main"]
+    for command in ("stanza-create", "backup"):
+        proc = node.host.run([*tool, command])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    node.psql(
+        "INSERT INTO orders (customer_id, amount) SELECT 1, 1 FROM generate_series(1, 500)", "app"
+    )
+    last = node.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    node.query("SELECT pg_switch_wal()")
+    node.poll_query(
+        f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver", "the last segment archived"
+    )
+    node.stop()
+    before = digest([repo])
+    checks = CHECKS.replace('"public.orders" = 3000', '"public.orders" = 3500')
+
+    result, data = run_team_repo(pytester, pgdr, {"repo": f"pgbackrest:{repo}?stanza=main"}, checks)
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    assert digest([repo]) == before, "the pgBackRest repository changed while restored"
+    backup = drills_of(data)["repo"]["values"]["backup"]
+    assert backup["tool_version"] == "pgBackRest 2.45" and backup["label"].endswith("F"), backup
