@@ -8,10 +8,14 @@ Restarted, the standby cannot catch up from the primary: the WAL it needs is gon
 says so: PostgreSQL 13-17 "requested WAL segment ... has already been removed", 18 "can no
 longer access replication slot ... invalidated"). With no archive to fall back on, the only
 way back is a rebuild: a new base backup and a new slot, after which it holds exactly the
-primary's database (fingerprint) and every marker row written while it was away.
+primary's database (fingerprint) and every marker row written while it was away. With an
+archive, its ``restore_command`` fetches the removed segments instead and it catches up
+without a rebuild (the log names the segments restored from the archive).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 
@@ -27,6 +31,7 @@ LIMIT = {"wal_keep_size": "0", "max_slot_wal_keep_size": "1MB"}
 SEGMENTS = 4  # segments the primary moves through while the standby is away
 WAL_STATUS = "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s"
 INVALIDATED = rf'invalidating (obsolete replication )?slot "{SLOT}"'
+RESTORED = r'restored log file "[0-9A-F]{24}" from archive'
 
 
 def refused_line(major: int) -> str:
@@ -51,12 +56,23 @@ def outrun_the_slot(primary: Node, dbname: str) -> list[int]:
     return written
 
 
-def test_lost_slot_standby_is_rebuilt(
-    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
-) -> None:
-    db = pgdr_data.dbname
-    primary = pgdr.primary(archive=False, settings=LIMIT)
-    pgdr_data.load(primary)
+@dataclass
+class LostSlot:
+    """A primary that invalidated its stopped standby's slot, and what it wrote meanwhile."""
+
+    primary: Node
+    standby: Node
+    ledger: str
+    before: int  # marker rows the standby had when it stopped
+    written: list[int]  # marker rows written while it was away
+    invalidated: str  # the primary's log line
+    offset: int  # the primary's log, from before the invalidation
+
+
+def lose_the_slot(pgdr: Topology, data: TeamData, archive: bool) -> LostSlot:
+    db = data.dbname
+    primary = pgdr.primary(archive=archive, settings=LIMIT)
+    data.load(primary)
     ledger = ledger_table(primary, db)
     standby = pgdr.replica(primary, name="standby")
     pgdr.wait_caught_up(primary, standby)
@@ -70,6 +86,18 @@ def test_lost_slot_standby_is_rebuilt(
     assert status == "lost", f"slot {SLOT} is {status!r} after the checkpoint"
     invalidated = primary.log.grep(INVALIDATED, offset)
     assert invalidated, primary.log.tail(20, offset)
+    line = invalidated[0].split("LOG:", 1)[-1].strip()
+    return LostSlot(primary, standby, ledger, before, written, line, offset)
+
+
+def test_lost_slot_standby_is_rebuilt(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    """No archive: the primary was the only source of the WAL, so the standby is rebuilt."""
+    db = pgdr_data.dbname
+    lost = lose_the_slot(pgdr, pgdr_data, archive=False)
+    primary, standby, ledger, before = lost.primary, lost.standby, lost.ledger, lost.before
+    written, offset = lost.written, lost.offset
     expected = fingerprint(primary, db)
 
     rto = pgdr_measure.declare_disaster()
@@ -96,7 +124,39 @@ def test_lost_slot_standby_is_rebuilt(
     pgdr_measure.record_rpo(lost_commits=len(written) - len(present))
     assert markers(standby, ledger, db) == before + len(written) == markers(primary, ledger, db)
     assert primary.scalar(WAL_STATUS, [SLOT]) == "reserved", "the new slot holds WAL again"
-    pgdr_measure.record("primary", invalidated[0].split("LOG:", 1)[-1].strip())
+    pgdr_measure.record("primary", lost.invalidated)
     pgdr_measure.record("standby", refused[0].split("FATAL:", 1)[-1].strip())
     pgdr_measure.attach_log(primary, offset, pattern=INVALIDATED)
     pgdr_measure.attach_log(standby, standby_offset, pattern=refused_line(pgdr.major))
+
+
+def test_lost_slot_standby_catches_up_from_the_archive(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    """With the archive: the standby's restore_command fetches the segments the primary
+    removed, and it replays every marker row without a rebuild."""
+    db = pgdr_data.dbname
+    lost = lose_the_slot(pgdr, pgdr_data, archive=True)
+    primary, standby = lost.primary, lost.standby
+    end = primary.switch_wal()  # the checkpoint's record too, into the archive
+    last = pgdr.wait_archived(primary, end)
+    expected = fingerprint(primary, db)
+
+    rto = pgdr_measure.declare_disaster()
+    standby_offset = standby.log.offset()
+    standby.start()
+    pgdr.wait_replayed(standby, end)  # all the archive holds (it may not stream again)
+    rto.lap("replay from the archive")
+    actual = fingerprint(standby, db)
+    rto.stop("verify")
+
+    restored = standby.log.grep(RESTORED, standby_offset)
+    assert restored, standby.log.tail(20, standby_offset)
+    assert any(last in line for line in restored), f"{last} not restored from the archive"
+    # a sequence replayed from WAL stands at its last logged value (up to 32 ahead)
+    assert_same(expected, actual, "the standby caught up from the archive", sequences="at_least")
+    present = markers(standby, lost.ledger, db)
+    pgdr_measure.record_rpo(lost_commits=lost.before + len(lost.written) - present)
+    assert present == lost.before + len(lost.written) == markers(primary, lost.ledger, db)
+    pgdr_measure.record("primary", lost.invalidated)
+    pgdr_measure.record("segments restored from the archive", len(restored))
