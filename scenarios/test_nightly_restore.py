@@ -69,7 +69,8 @@ def test_nightly_restore(
     else:
         pgdr_measure.record("data checksums", "off in this backup: nothing to verify")
 
-    results = run_checks(node, checks, restored.databases[0])
+    team_db = next((d for d in restored.databases if d != "postgres"), restored.databases[0])
+    results = run_checks(node, checks, team_db)
     age = backup_age(checks, restored.identity.stopped or restored.identity.started)
     results += [age] if age is not None else []
     rto.stop("checks")

@@ -242,3 +242,60 @@ def test_pgbackrest_stanza_restores_read_only(pytester: pytest.Pytester, pgdr: T
     assert digest([repo]) == before, "the pgBackRest repository changed while restored"
     backup = drills_of(data)["repo"]["values"]["backup"]
     assert backup["tool_version"] == "pgBackRest 2.45" and backup["label"].endswith("F"), backup
+
+
+def test_barman_server_restores_read_only(pytester: pytest.Pytester, pgdr: Topology) -> None:
+    """Barman 3.4 (Debian) supports PostgreSQL up to 15: this runs on PG 15."""
+    if shutil.which("barman") is None:
+        pytest.skip("barman is not installed (apt-get install barman barman-cli)")
+    if pgdr.major > 15:
+        pytest.skip(f"Barman 3.4 predates PostgreSQL {pgdr.major}; runs on 15")
+    out = backups_dir(pgdr)
+    home = pgdr.host.make_dir(out / "barman", 0o755)
+    incoming = pgdr.host.make_dir(pgdr.host.make_dir(home / "pg", 0o755) / "incoming", 0o755)
+    node = pgdr.primary(name="team", archive=False)
+    user = node.host.run(["id", "-un"]).stdout.strip()
+    conf = out / "barman.conf"
+    where = f"host={node.sockdir} port={node.port} user=postgres dbname=postgres"
+    pgdr.host.write_file(
+        conf,
+        f"[barman]\nbarman_home = {home}\nbarman_user = {user}\nlog_file = {out}/barman.log\n"
+        f"minimum_redundancy = 0\n[pg]\nconninfo = {where}\nstreaming_conninfo = {where}\n"
+        f"backup_method = postgres\narchiver = on\nstreaming_archiver = off\n"
+        f"immediate_checkpoint = true\npath_prefix = {node.inst.bindir}\n",
+        0o644,
+    )
+    node.configure(archive_mode="on", archive_command=f"cp %p {incoming}/%f")
+    node.restart()
+    node.query("CREATE DATABASE app")
+    node.psql(TEAM_SQL, "app")
+
+    def barman(*args: str) -> str:
+        proc = node.host.run(["barman", "-c", str(conf), *args])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def archive_all() -> None:
+        last = node.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        node.query("SELECT pg_switch_wal()")
+        node.poll_query(f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver", "archived")
+        barman("archive-wal", "pg")
+
+    archive_all()
+    barman("backup", "pg")
+    node.psql(
+        "INSERT INTO orders (customer_id, amount) SELECT 1, 1 FROM generate_series(1, 500)", "app"
+    )
+    archive_all()
+    backup_id = json.loads(barman("-f", "json", "list-backups", "pg"))["pg"][0]["backup_id"]
+    barman("check-backup", "pg", backup_id)
+    node.stop()
+    (out / "barman.log").unlink(missing_ok=True)
+    before = digest([home])
+    checks = CHECKS.replace('"public.orders" = 3000', '"public.orders" = 3500')
+
+    result, data = run_team_repo(pytester, pgdr, {"barman": f"barman:{conf}?server=pg"}, checks)
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    assert digest([home]) == before, "the Barman catalogue changed while restored"
+    backup = drills_of(data)["barman"]["values"]["backup"]
+    assert backup["label"] == backup_id and backup["tool_version"].startswith("Barman 3.4"), backup
