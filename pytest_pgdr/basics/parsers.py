@@ -65,6 +65,15 @@ def parse_positive_float(name: str, text: str) -> float:
     return value
 
 
+def parse_count(name: str, text: str) -> int:
+    """A whole number of at least 1 (trials, repetitions)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(
+            f"Bad value {text!r} for {name}", "it must be a whole number of at least 1, such as 3"
+        )
+    return int(text)
+
+
 def parse_specs(name: str, text: str) -> tuple[str, ...]:
     specs = tuple(s.strip() for s in text.replace("\n", ",").split(",") if s.strip())
     if not specs:

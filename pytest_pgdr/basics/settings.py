@@ -19,6 +19,7 @@ from pytest_pgdr.basics.parsers import (
     parse_backup_tools,
     parse_bool,
     parse_choice,
+    parse_count,
     parse_database,
     parse_identifier,
     parse_lines,
@@ -179,6 +180,13 @@ OPTIONS = (
     ),
     Option("walg", "none", parse_optional_path, "the wal-g binary for the WAL-G drills"),
     Option(
+        "ha_trials",
+        "3",
+        parse_count,
+        "how many times the HA drills repeat the leader kill (failover time, outage and lost"
+        " commits per trial, with their median and spread)",
+    ),
+    Option(
         "source",
         "none",
         parse_sources,
@@ -231,6 +239,7 @@ class Settings:
     scale: float = 1.0
     backup_tool: tuple[str, ...] = ("installed",)
     walg: str | None = None
+    ha_trials: int = 3
     source: tuple[tuple[str, str, str], ...] = ()
     source_checks: str | None = None
     strict: bool = False
