@@ -5,6 +5,9 @@ and an LSN before the backup's consistency point each stop the server: the resto
 :class:`RecoveryError` within seconds (never a hang until the wait's deadline), quotes the
 server's FATAL, and leaves no promoted node with partial data. In standby mode an unreachable
 target is not an error to PostgreSQL, it just waits: the harness says what it waited for.
+
+The primary holds the team's database (``pgdr_data``), so the failures are those of a restore
+of its size; the standby that waits streams it whole.
 """
 
 from __future__ import annotations
@@ -16,8 +19,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_pgdr import Backup, Node, RecoveryError, RecoveryTarget, Topology, WaitTimeout
+from pytest_pgdr import (
+    Backup,
+    Node,
+    RecoveryError,
+    RecoveryTarget,
+    Topology,
+    WaitTimeout,
+    assert_same,
+    fingerprint,
+)
 from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT
+from pytest_pgdr.drill.teamdata import TeamData
 
 pytestmark = pytest.mark.pgdr
 
@@ -32,8 +45,9 @@ class Setup:
     before_backup: str  # an LSN written before the backup started
 
 
-def setup_archive(pgdr: Topology) -> Setup:
+def setup_archive(pgdr: Topology, data: TeamData) -> Setup:
     primary = pgdr.primary()
+    data.load(primary)
     primary.query("CREATE TABLE t (id int PRIMARY KEY)")
     primary.query("INSERT INTO t SELECT generate_series(1, 1000)")
     before = str(primary.lsn())
@@ -64,8 +78,10 @@ MESSAGES = {
 
 
 @pytest.mark.parametrize("case", list(MESSAGES))
-def test_bad_target_fails_fast_with_postgres_message(pgdr: Topology, case: str) -> None:
-    s = setup_archive(pgdr)
+def test_bad_target_fails_fast_with_postgres_message(
+    pgdr: Topology, pgdr_data: TeamData, case: str
+) -> None:
+    s = setup_archive(pgdr, pgdr_data)
     target, extra = bad_target(case, s)
 
     started = time.monotonic()
@@ -80,8 +96,10 @@ def test_bad_target_fails_fast_with_postgres_message(pgdr: Topology, case: str) 
     assert not node.log.grep(NEVER_PROMOTED), f"{case}: a failed recovery must never promote"
 
 
-def test_unreachable_target_in_standby_mode_times_out_saying_what(pgdr: Topology) -> None:
-    s = setup_archive(pgdr)
+def test_unreachable_target_in_standby_mode_times_out_saying_what(
+    pgdr: Topology, pgdr_data: TeamData
+) -> None:
+    s = setup_archive(pgdr, pgdr_data)
     target = RecoveryTarget.name("never_created")
     standby = pgdr.replica(s.primary, backup=s.backup, name="waiting", settings=target.settings())
 
@@ -95,3 +113,5 @@ def test_unreachable_target_in_standby_mode_times_out_saying_what(pgdr: Topology
     assert standby.is_running() and standby.in_recovery(), "it waits; it must not promote"
     pgdr.wait_caught_up(s.primary, standby)
     assert standby.scalar("SELECT count(*) FROM t") == 2000, "it streams everything meanwhile"
+    db = pgdr_data.dbname
+    assert_same(fingerprint(s.primary, db), fingerprint(standby, db), f"{db} on the standby")

@@ -11,6 +11,10 @@
   then resume on thaw with nothing refused and nothing lost (both backends).
 
 The archive failing and being repaired is the drill ``test_wal_archive_health.py``.
+
+The primary holds the team's database (``pgdr_data``): after each fault its whole fingerprint
+is what it was, on the primary and on the replica that caught up. The Writer's ledger lives in
+``postgres``.
 """
 
 from __future__ import annotations
@@ -21,8 +25,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_pgdr import Lsn, Measurement, Node, Topology, WaitTimeout, Writer, faults
+from pytest_pgdr import (
+    Lsn,
+    Measurement,
+    Node,
+    Topology,
+    WaitTimeout,
+    Writer,
+    assert_same,
+    faults,
+    fingerprint,
+)
 from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.drill.teamdata import TeamData
 
 pytestmark = pytest.mark.pgdr
 
@@ -78,11 +93,13 @@ def wait_replay_stalls(conn: psycopg.Connection[Any], writer: Writer, quiet_acks
 
 
 def test_partitioned_replica_catches_up_with_every_acknowledged_row(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     # no archive: the replica can only get WAL over the network that is about to be cut
     primary = pgdr.primary(archive=False, settings={"wal_sender_timeout": "5s"})
     faults.partition(primary).check()  # the local backend skips here, before building more
+    pgdr_data.load(primary)
+    team = fingerprint(primary, pgdr_data.dbname)
     replica = pgdr.replica(primary, settings={"wal_receiver_timeout": "5s"})
     with Writer(primary, rate=RATE) as writer, socket_connect(replica) as standby:
         writer.wait_for_acks(20)
@@ -112,6 +129,7 @@ def test_partitioned_replica_catches_up_with_every_acknowledged_row(
     assert writer.errors == [], "the primary refused writes during the partition"
     assert probe_ids(replica, writer.table) == acked == probe_ids(primary, writer.table)
     assert writer.lost_commits(replica, allow_standby=True) == []
+    assert_same(team, fingerprint(replica, pgdr_data.dbname), "the team's database, caught up")
     pgdr_measure.record_lag(seconds=round(lag_s, 3), nbytes=lag_bytes, name="replica lag at heal")
     pgdr_measure.figure("catch-up time", round(catch_up_s, 4), "s")
     pgdr_measure.record_outage(writer.outage(fault_at=cut_at))
@@ -136,9 +154,11 @@ def run_batches_until_refused(node: Node) -> int:
 
 
 def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     primary = pgdr.primary(wal_limit=WAL_LIMIT)  # the local backend skips here
+    pgdr_data.load(primary)
+    team = fingerprint(primary, pgdr_data.dbname)
     primary.query("CREATE TABLE batch (id bigserial PRIMARY KEY, pad text NOT NULL)")
     assert primary.host.wal_space(primary.name)[0] == WAL_LIMIT_BYTES  # type: ignore[attr-defined]
     with Writer(primary, rate=RATE) as writer:
@@ -177,6 +197,9 @@ def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
     # every acknowledged batch survived; the one refused may have committed all the same
     assert primary.scalar("SELECT count(*) FROM batch") in (1000 * batches, 1000 * (batches + 1))
     assert not primary.in_recovery()
+    # crash recovery leaves each sequence where its last WAL record put it: ahead, never behind
+    recovered = fingerprint(primary, pgdr_data.dbname)
+    assert_same(team, recovered, "the team's database, recovered", sequences="at_least")
     pgdr_measure.record("batches before the disk was full", batches)
     pgdr_measure.record("panic", panics[0].split("PANIC:", 1)[1].strip())
     pgdr_measure.attach_log(primary, offset)
@@ -190,9 +213,11 @@ def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
 
 
 def test_frozen_primary_stalls_writes_then_loses_nothing(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
     primary = pgdr.primary(archive=False)
+    pgdr_data.load(primary)
+    team = fingerprint(primary, pgdr_data.dbname)
     with Writer(primary, rate=RATE) as writer:
         writer.wait_for_acks(20)
         with faults.freeze(primary) as frozen:  # thawed on the way out, whatever happens
@@ -222,5 +247,6 @@ def test_frozen_primary_stalls_writes_then_loses_nothing(
     assert writer.errors == [] and outage.attempts_failed == 0, "a write was refused"
     assert [a.id for a in acks] == list(range(1, len(acks) + 1)), "the ledger has a gap"
     assert writer.lost_commits(primary) == []
+    assert_same(team, fingerprint(primary, pgdr_data.dbname), "the team's database, thawed")
     pgdr_measure.record_outage(outage)
     pgdr_measure.record_rpo(writer.rpo(primary))

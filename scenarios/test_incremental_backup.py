@@ -5,6 +5,9 @@ With ``summarize_wal = on``: a full backup, two incrementals chained on it, and
 PITR of the full backup alone (replaying all the WAL) gives at the same LSN: identical
 ``pg_dumpall`` output and fingerprints. A chain in the wrong order, or with a link missing, is
 refused with pg_combinebackup's own message.
+
+The primary holds the team's database (``pgdr_data``), written to between the backups (the
+drills' ledger, schema ``pgdr_drill``): its whole fingerprint at the LSN comes back from both.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pytest_pgdr import (
     assert_same,
     fingerprint,
 )
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr(min_version=17)
 
@@ -50,14 +54,18 @@ def data_bytes(backup: Backup) -> int:
     )
 
 
-def build_chain(pgdr: Topology) -> tuple[Node, list[Backup]]:
+def build_chain(pgdr: Topology, data: TeamData) -> tuple[Node, list[Backup]]:
     primary = pgdr.primary(settings={"summarize_wal": True})
+    data.load(primary)
+    ledger_table(primary, data.dbname)
     primary.query("CREATE TABLE t (id int PRIMARY KEY, pad text NOT NULL)")
     insert_rows(primary, 1, 5000)
     full = pgdr.backup(primary, label="full")
     insert_rows(primary, 5001, 6000)
     primary.query("UPDATE t SET pad = 'updated' WHERE id % 10 = 0")
+    app_write(primary, data.dbname, 3)
     incr1 = pgdr.backup(primary, label="incr1", incremental=full)
+    app_write(primary, data.dbname, 3)
     insert_rows(primary, 6001, 7000)
     primary.query("DELETE FROM t WHERE id % 7 = 0")
     incr2 = pgdr.backup(primary, label="incr2", incremental=incr1)
@@ -65,13 +73,16 @@ def build_chain(pgdr: Topology) -> tuple[Node, list[Backup]]:
 
 
 def test_combined_chain_restores_like_the_full_backup(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
-    primary, chain = build_chain(pgdr)
+    db = pgdr_data.dbname
+    primary, chain = build_chain(pgdr, pgdr_data)
     full, incr1, incr2 = chain
     insert_rows(primary, 7001, 8000)
+    app_write(primary, db, 3)
     lsn = primary.lsn()
     expected = fingerprint(primary)
+    team = fingerprint(primary, db)
     insert_rows(primary, 8001, 9000)
     pgdr.wait_archived(primary)
     combined = pgdr.combine(chain, label="combined")
@@ -90,11 +101,14 @@ def test_combined_chain_restores_like_the_full_backup(
         combined, target, name="from_combined", settings=INSPECT, stopwatch=rto
     )
     got = fingerprint(from_combined)
+    got_team = fingerprint(from_combined, db)
     rto.stop("verify")
     pgdr.wait_recovery(from_full, target)
 
     assert_same(expected, got, "PITR of the combined backup")
     assert_same(expected, fingerprint(from_full), "PITR of the full backup")
+    assert_same(team, got_team, f"{db} from the combined backup", sequences="at_least")
+    assert_same(team, fingerprint(from_full, db), f"{db} from the full", sequences="at_least")
     assert dumpall(from_combined) == dumpall(from_full), "pg_dumpall outputs differ"
     assert got.rows("public.t") == 8000 - 7000 // 7, "ids 1..8000 less the multiples of 7 <= 7000"
 
@@ -106,8 +120,10 @@ CHAIN_ERRORS = {
 }
 
 
-def test_wrong_chain_is_refused_with_pg_combinebackup_message(pgdr: Topology) -> None:
-    primary, chain = build_chain(pgdr)
+def test_wrong_chain_is_refused_with_pg_combinebackup_message(
+    pgdr: Topology, pgdr_data: TeamData
+) -> None:
+    primary, chain = build_chain(pgdr, pgdr_data)
     for order, message in CHAIN_ERRORS.items():
         with pytest.raises(ToolError) as failure:
             pgdr.combine([chain[i] for i in order])

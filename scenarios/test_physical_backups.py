@@ -3,6 +3,10 @@
 ``pg_basebackup`` plain and gzip-compressed tar with streamed WAL, and a cold copy of a stopped
 data directory. ``pg_verifybackup`` passes on each and fails, naming the file, on a copy of a
 backup with one byte altered. Each backup restores to exactly the rows it should hold.
+
+The primary holds the team's database (``pgdr_data``), written to after the backups (the
+drills' ledger in schema ``pgdr_drill``): every restore gives back its whole fingerprint as of
+its end point. The drill's own table ``t`` lives in ``postgres``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pytest_pgdr import (
     fingerprint,
 )
 from pytest_pgdr.cluster.template import copy_datadir
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
@@ -72,17 +77,23 @@ def tamper(pgdr: Topology, backup: Backup, relfile: str) -> Path:
 
 
 def test_basebackups_and_cold_copy_verify_and_restore(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
+    db = pgdr_data.dbname
     primary = pgdr.primary()
+    pgdr_data.load(primary)
+    ledger_table(primary, db)
     primary.query("CREATE TABLE t (id int PRIMARY KEY, pad text NOT NULL)")
     insert_rows(primary, 1, 1000)
     at_backup = fingerprint(primary)
+    team_at_backup = fingerprint(primary, db)
     plain = pgdr.backup(primary, label="plain")
     tar = pgdr.backup(primary, label="tar_gz", fmt="tar", compress=True)
     insert_rows(primary, 1001, 2000)
+    app_write(primary, db, 5)
     relfile = str(primary.scalar("SELECT pg_relation_filepath('t')"))
     final = fingerprint(primary)
+    team_final = fingerprint(primary, db)
     pgdr.wait_archived(primary)
     primary.stop()
     cold = pgdr.cold_backup(primary, label="cold")
@@ -117,7 +128,11 @@ def test_basebackups_and_cold_copy_verify_and_restore(
         pgdr.wait_recovery(node, target or RecoveryTarget.latest())
     rto.lap("restore 3 backups in parallel")
     prints = {key: fingerprint(node) for key, (node, _) in nodes.items()}
+    team = {key: fingerprint(node, db) for key, (node, _) in nodes.items()}
     rto.stop("verify")
     assert_same(at_backup, prints["plain"], "plain backup restored to its end")
     assert_same(final, prints["tar"], "tar backup restored with the archive")
     assert_same(final, prints["cold"], "cold copy restored")
+    assert_same(team_at_backup, team["plain"], f"{db} from the plain backup")
+    assert_same(team_final, team["tar"], f"{db} from the tar backup", sequences="at_least")
+    assert_same(team_final, team["cold"], f"{db} from the cold copy")

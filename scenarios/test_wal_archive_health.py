@@ -5,6 +5,10 @@ segments wait in ``pg_wal`` with ``.ready`` status files; once fixed the archive
 a PITR to the end of it gives every row. A missing or a corrupt segment in the archive makes
 PITR fail loudly, never a silent restore with fewer rows. And how much the archive grows per
 10,000 rows is measured.
+
+The primary holds the team's database (``pgdr_data``), written to during the outage (the
+drills' ledger, schema ``pgdr_drill``); the PITR gives back its whole fingerprint. The drill's
+own table ``t`` lives in ``postgres``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pytest_pgdr import (
     fingerprint,
 )
 from pytest_pgdr.basics.wait import DEFAULT_TIMEOUT
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
@@ -38,8 +43,10 @@ def insert_rows(node: Node, first: int, last: int) -> None:
     )
 
 
-def new_primary(pgdr: Topology) -> Node:
+def new_primary(pgdr: Topology, data: TeamData) -> Node:
     primary = pgdr.primary()
+    data.load(primary)
+    ledger_table(primary, data.dbname)
     primary.query("CREATE TABLE t (id int PRIMARY KEY, pad text NOT NULL)")
     insert_rows(primary, 1, 1000)
     return primary
@@ -59,14 +66,16 @@ def fill_segments(node: Node, first: int, count: int) -> dict[str, int]:
 
 
 def test_archive_outage_shows_then_drains_without_loss(
-    pgdr: Topology, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
-    primary = new_primary(pgdr)
+    db = pgdr_data.dbname
+    primary = new_primary(pgdr, pgdr_data)
     backup = pgdr.backup(primary)
     wal_dir = pgdr.archive.wal
     away = wal_dir.with_name("wal_unreachable")
     os.rename(wal_dir, away)  # the archive's mount is gone
     try:
+        app_write(primary, db, 5)  # the team's commits wait for the archive too
         stuck = list(fill_segments(primary, 1001, 2))
         primary.poll_query(
             "SELECT failed_count > 0 FROM pg_stat_archiver", "archive_command to fail"
@@ -91,12 +100,13 @@ def test_archive_outage_shows_then_drains_without_loss(
     )
     assert all(pgdr.archive.has(name) for name in stuck)
 
-    expected = fingerprint(primary)
+    expected, team = fingerprint(primary), fingerprint(primary, db)
     rto = pgdr_measure.declare_disaster()
     restored = pgdr.restore(backup, settings=INSPECT, stopwatch=rto)
-    got = fingerprint(restored)
+    got, got_team = fingerprint(restored), fingerprint(restored, db)
     rto.stop("verify")
     assert_same(expected, got, "PITR to the end of the drained archive")
+    assert_same(team, got_team, f"{db} after PITR to the end", sequences="at_least")
 
 
 def damage(pgdr: Topology, segment: str, how: str, written: int) -> None:
@@ -110,8 +120,8 @@ def damage(pgdr: Topology, segment: str, how: str, written: int) -> None:
 
 
 @pytest.mark.parametrize("how", ["missing", "corrupt"])
-def test_damaged_segment_fails_pitr_loudly(pgdr: Topology, how: str) -> None:
-    primary = new_primary(pgdr)
+def test_damaged_segment_fails_pitr_loudly(pgdr: Topology, pgdr_data: TeamData, how: str) -> None:
+    primary = new_primary(pgdr, pgdr_data)
     backup = pgdr.backup(primary)
     written = fill_segments(primary, 1001, 3)
     primary.scalar("SELECT pg_create_restore_point('after_damage')")
@@ -140,8 +150,10 @@ def test_damaged_segment_fails_pitr_loudly(pgdr: Topology, how: str) -> None:
     assert time.monotonic() - started < DEFAULT_TIMEOUT / 4, "failing must not wait for a deadline"
 
 
-def test_archive_growth_per_10k_rows(pgdr: Topology, pgdr_measure: Measurement) -> None:
-    primary = new_primary(pgdr)
+def test_archive_growth_per_10k_rows(
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
+) -> None:
+    primary = new_primary(pgdr, pgdr_data)
     pgdr.wait_archived(primary)
     archived_before, start = pgdr.archive.wal_bytes(), primary.lsn()
     insert_rows(primary, 1001, 11_000)
