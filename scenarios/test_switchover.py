@@ -4,6 +4,9 @@ A standby is built on the new server and its lag measured while the application 
 writes stop, the standby catches up (including the old primary's shutdown checkpoint), is
 promoted, clients move to it, and nothing is lost: the data fingerprints are equal. The old
 primary then follows the new one without pg_rewind, since nothing diverged.
+
+The primary holds the team's database (``pgdr_data``); both nodes end with its whole
+fingerprint. The application's events go to ``postgres``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import psycopg
 import pytest
 
 from pytest_pgdr import Lsn, Measurement, Node, Topology, assert_same, fingerprint
+from pytest_pgdr.drill.teamdata import TeamData
 
 pytestmark = pytest.mark.pgdr
 
@@ -65,9 +69,11 @@ def stop_writes(node: Node) -> None:
 
 
 def test_planned_switchover_loses_nothing(
-    pgdr: Topology, pgdr_primary: Node, pgdr_measure: Measurement
+    pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
-    old = pgdr_primary
+    db = pgdr_data.dbname
+    old = pgdr.primary()
+    pgdr_data.load(old)
     old.query("CREATE TABLE app_events (id int PRIMARY KEY, at timestamptz, body text)")
     write_burst(old, 1, 1000)
     new = pgdr.replica(old, name="new_server")
@@ -77,7 +83,7 @@ def test_planned_switchover_loses_nothing(
     stop_writes(old)
     rto.lap("stop writes")
     pgdr.wait_caught_up(old, new)
-    expected = fingerprint(old)
+    expected, team = fingerprint(old), fingerprint(old, db)
     old.stop()
     pgdr.wait_replayed(new, shutdown_checkpoint(old))
     rto.lap("catch up")
@@ -90,8 +96,10 @@ def test_planned_switchover_loses_nothing(
     assert new.timeline() == 2
     new.query("DELETE FROM app_events WHERE id = 0")
     assert_same(expected, fingerprint(new), "the new primary after switchover")
+    assert_same(team, fingerprint(new, db), f"{db} on the new primary")
     pgdr.follow(old, new)
     pgdr.wait_caught_up(new, old)
     assert old.in_recovery() and old.timeline() == 2, "the old primary follows, no rewind"
     old.configure(default_transaction_read_only=None)
     assert_same(expected, fingerprint(old), "the old primary as a standby")
+    assert_same(team, fingerprint(old, db), f"{db} on the old primary as a standby")
