@@ -13,6 +13,7 @@ from pytest_pgdr.ha.base import (
     DCS,
     REJOIN,
     ClusterManager,
+    DcsControl,
     ManagerError,
     ManagerUnavailable,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MANAGER_NAMES",
     "REJOIN",
     "ClusterManager",
+    "DcsControl",
     "ManagerError",
     "ManagerUnavailable",
     "cluster_manager",

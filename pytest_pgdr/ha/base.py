@@ -65,3 +65,13 @@ class ClusterManager(Protocol):
 
     def close(self) -> None:
         """Stop every process of the cluster; leave nothing behind."""
+
+
+class DcsControl(Protocol):
+    """The consensus store of a manager with :data:`DCS`, for the quorum drills."""
+
+    def lose_quorum(self) -> None:
+        """Stop a majority of the store's members; return once no member sees a leader."""
+
+    def restore_quorum(self) -> None:
+        """Start every stopped member again; return once the store is healthy."""

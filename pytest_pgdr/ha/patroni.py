@@ -155,6 +155,18 @@ class Patroni:
         for port in getattr(self, "_ports", []):
             self.topology.host.run_dir.release_port(port)
 
+    # the consensus store -----------------------------------------------------------------
+    def lose_quorum(self) -> None:
+        """SIGKILL a majority of the etcd members; return once none sees a leader."""
+        for member in self.etcd.members[: len(self.etcd.members) // 2 + 1]:
+            self.etcd.stop_member(member)
+        self.etcd.wait_no_quorum()
+
+    def restore_quorum(self) -> None:
+        for member in self.etcd.members:
+            self.etcd.start_member(member, wait=False)
+        self.etcd.wait_healthy()
+
     # roles ------------------------------------------------------------------------------
     def _is_leader(self, node: PatroniNode) -> bool:
         if not node.manager_running() or node.rest.get("/primary").status != 200:
