@@ -17,17 +17,20 @@ drills' marker commits from the team's database. The primary dies and its standb
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import pytest
 
 from pytest_pgdr import Measurement, Node, Topology, assert_same, fingerprint
+from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
 SLOT = "pgdr_consumer"
 READ, UNREAD, AFTER = 30, 20, 15  # markers read before the failover, not yet read, written after
+NUDGE_SECONDS = 0.3
 INSERTED = re.compile(r"^table pgdr_drill\.writes: INSERT: id\[bigint\]:(\d+) ")
 
 
@@ -64,16 +67,51 @@ def consume(node: Node, db: str) -> list[int]:
     return [int(m.group(1)) for (text,) in rows if (m := INSERTED.match(str(text)))]
 
 
-def wait_slot_synced(c: Cluster) -> None:
-    """Until the standby's copy of the slot is persistent and confirmed where the primary's is."""
-    flushed = c.primary.scalar(
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", [SLOT]
-    )
-    c.standby.reload()  # wakes the slot sync worker, which naps longer while nothing changes
-    c.standby.poll_query(
+def synced_sql(flushed: str) -> str:
+    return (
         "SELECT synced AND NOT temporary AND confirmed_flush_lsn >= "
-        f"'{flushed}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{SLOT}'",
-        f"the standby's copy of slot {SLOT} to be synchronized up to {flushed}",
+        f"'{flushed}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{SLOT}'"
+    )
+
+
+def confirmed(c: Cluster) -> str:
+    return str(
+        c.primary.scalar(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+            [SLOT],
+        )
+    )
+
+
+def first_copy(c: Cluster) -> None:
+    """Until the standby holds a persistent copy of the slot.
+
+    The standby copies a slot only once the slot's catalog_xmin is past the oldest transaction
+    the standby can still keep rows for ("could lead to data loss" in its log). A checkpoint
+    logs and flushes a snapshot of running transactions; the consumer decoding it (nothing
+    new to read) moves catalog_xmin up. Nudge that way until the copy is made.
+    """
+    nudged = [0.0]
+
+    def copied() -> bool:
+        if c.standby.try_scalar(synced_sql(confirmed(c))):
+            return True
+        if time.monotonic() - nudged[0] > NUDGE_SECONDS:
+            c.primary.scalar("CHECKPOINT")
+            assert consume(c.primary, c.db) == [], "no marker is written while waiting"
+            c.standby.scalar("SELECT pg_reload_conf()")  # wakes the napping slot sync worker
+            nudged[0] = time.monotonic()
+        return False
+
+    poll(copied, f"the standby's first copy of slot {SLOT}", log_tail=c.standby.log.tail)
+
+
+def wait_slot_synced(c: Cluster) -> None:
+    """Until the standby's copy is confirmed where the primary's is."""
+    flushed = confirmed(c)
+    c.standby.scalar("SELECT pg_reload_conf()")  # wakes the slot sync worker
+    c.standby.poll_query(
+        synced_sql(flushed), f"the standby's copy of slot {SLOT} to be synchronized up to {flushed}"
     )
 
 
@@ -83,13 +121,9 @@ def test_failover_slot_resumes_without_gap_or_duplicate(
 ) -> None:
     c = build(pgdr, pgdr_data, failover=True)
     read = app_write(c.primary, c.db, READ)
-    # A checkpoint logs (and flushes) a snapshot of running transactions; decoding it moves
-    # the slot's catalog_xmin past the oldest transaction the new standby can keep rows for.
-    # Until then the standby refuses to copy the slot ("could lead to data loss").
-    c.primary.scalar("CHECKPOINT")
     assert consume(c.primary, c.db) == read
     pgdr.wait_caught_up(c.primary, c.standby)
-    wait_slot_synced(c)  # the first copy needs a consumer that is not behind
+    first_copy(c)
     unread = app_write(c.primary, c.db, UNREAD)
     pgdr.wait_caught_up(c.primary, c.standby)
     wait_slot_synced(c)
