@@ -86,6 +86,7 @@ def run_team_repo(
     sources: dict[str, str],
     checks: str = CHECKS,
     *more: str,
+    backend: tuple[str, ...] = ("--pgdr-backend", "local"),
 ) -> tuple[pytest.RunResult, dict[str, Any]]:
     """A team's repository: sources in its ini file, checks in a TOML file; the nightly job
     is ``pytest --pgdr`` on the built-in drill. Returns the run and its JSON report."""
@@ -102,8 +103,7 @@ def run_team_repo(
         "--pgdr",
         "--pgdr-postgres",
         pgdr.inst.spec,
-        "--pgdr-backend",
-        "local",
+        *backend,
         "--pgdr-source-checks",
         "checks.toml",
         "--pgdr-report",
@@ -299,3 +299,36 @@ def test_barman_server_restores_read_only(pytester: pytest.Pytester, pgdr: Topol
     assert digest([home]) == before, "the Barman catalogue changed while restored"
     backup = drills_of(data)["barman"]["values"]["backup"]
     assert backup["label"] == backup_id and backup["tool_version"].startswith("Barman 3.4"), backup
+
+
+def test_docker_backend_restores_a_staged_copy(pytester: pytest.Pytester, pgdr: Topology) -> None:
+    """Containers cannot see the source: it is copied into the sandbox first ("stage copy"),
+    restored on the image of the backup's major, and the source stays byte-identical."""
+    from pytest_pgdr.hosts.docker import docker_status
+
+    if not docker_status()[0]:
+        pytest.skip("Docker is not reachable: the docker backend cannot be drilled here")
+    out = backups_dir(pgdr)
+    wal = pgdr.host.make_dir(out / "wal", 0o755)
+    node = team_primary(pgdr, wal)
+    node.run_tool("pg_dump", "-Fc", "-f", out / "app.dump", "-d", "app")
+    node.run_tool("pg_basebackup", "-D", out / "base", "-X", "none", "-c", "fast")
+    last = node.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    node.query("SELECT pg_switch_wal()")
+    node.poll_query(f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver", "archived")
+    node.stop()
+    before = digest([out])
+    image = ("--pgdr-backend", "docker", "--pgdr-image", f"pytest-pgdr/pg{pgdr.major}:latest")
+
+    result, data = run_team_repo(
+        pytester,
+        pgdr,
+        {"dump": f"dump:{out}/app.dump", "base": f"basebackup:{out}/base?wal={wal}"},
+        CHECKS,
+        backend=image,
+    )
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    assert digest([out]) == before
+    for drill in drills_of(data).values():
+        assert drill["backend"] == "docker", drill
+        assert "stage copy" in [p["name"] for p in drill["rto"]["phases"]]
