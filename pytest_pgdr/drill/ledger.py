@@ -14,7 +14,7 @@ as a small number.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,7 @@ class WriteError:
     client_t: float
     node: str
     message: str
+    kind: str = "other"  # its class (see :mod:`~pytest_pgdr.drill.clienterrors`)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Outage:
     last_old: Ack | None = None  # the last ack before first_after (in flight, maybe after start)
     acked_after_fault: int = 0  # acks between the fault and the end of the outage
     writes_went_on: bool = False  # not observed, but commits were acknowledged after the fault
+    #: failed attempts from the fault to the end of the outage, by class
+    errors_by_class: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -104,6 +107,7 @@ class Outage:
             "first_after": after.as_dict(origin) if after else None,
             "acked_after_fault": self.acked_after_fault,
             "failed_attempts": self.attempts_failed,
+            "errors_by_class": dict(self.errors_by_class),
         }
 
 
@@ -150,20 +154,24 @@ class Ledger:
     failed: int = 0
     unacknowledged: list[int] = field(default_factory=list)
     failed_at: list[float] = field(default_factory=list)
+    failed_kinds: list[str] = field(default_factory=list)  # the class of each failed_at
 
     def record_ack(self, ack: Ack) -> None:
         with self.cond:
             self.acks.append(ack)
             self.cond.notify_all()
 
-    def record_failure(self, at: float, row_id: int | None, node: str, message: str) -> None:
+    def record_failure(
+        self, at: float, row_id: int | None, node: str, message: str, kind: str = "other"
+    ) -> None:
         with self.cond:
             self.failed_at.append(at)
+            self.failed_kinds.append(kind)
             if row_id is not None:
                 self.failed += 1
                 self.unacknowledged.append(row_id)
             if len(self.errors) < MAX_ERRORS_KEPT:
-                self.errors.append(WriteError(at, node, message))
+                self.errors.append(WriteError(at, node, message, kind))
 
     def recovery_index(self, after: float, min_gap: float) -> int | None:
         """Index in ``acks`` of the first commit acknowledged after recovery from a fault at
@@ -180,6 +188,17 @@ class Ledger:
                     return i
             previous = ack.client_t
         return None
+
+    def errors_by_class(
+        self, after: float | None = None, until: float | None = None
+    ) -> dict[str, int]:
+        """How many attempts failed in each class, between ``after`` and ``until``."""
+        counts: dict[str, int] = {}
+        with self.cond:
+            for t, kind in zip(self.failed_at, self.failed_kinds, strict=True):
+                if (after is None or t > after) and (until is None or t <= until):
+                    counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     def failed_after(self, after: float) -> bool:
         return any(t > after for t in self.failed_at)
@@ -211,6 +230,7 @@ class Ledger:
             last_old=upto[-1] if upto else None,
             acked_after_fault=sum(1 for a in upto if a.client_t > fault_at),
             writes_went_on=not observed and bool(acks) and acks[-1].client_t > fault_at,
+            errors_by_class=self.errors_by_class(fault_at, after.client_t if after else None),
         )
 
     def _longest_gap(self, acks: list[Ack], ended_at: float) -> Outage:

@@ -35,17 +35,26 @@ import psycopg
 
 from pytest_pgdr.basics.errors import ConfigError, RecoveryError, WaitTimeout
 from pytest_pgdr.basics.wait import deadline_for
+from pytest_pgdr.drill.clienterrors import OTHER, classify_exception
+from pytest_pgdr.drill.clienterrors import UNACKNOWLEDGED as UNACKED
 from pytest_pgdr.drill.ledger import Ack, Ledger, Outage, Rpo, WriteError, loss_window
 from pytest_pgdr.drill.rpo import lost_commits, rpo_on, timeline_start
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.lsn import Lsn
     from pytest_pgdr.cluster.node import Node
+    from pytest_pgdr.ha.pooler import ClientPath
 
 __all__ = ["Ack", "Outage", "Rpo", "WriteError", "Writer", "loss_window", "timeline_start"]
 
 PROBE_TABLE = "pgdr_probe"
 SYNC_CANCELED = "canceling wait for synchronous replication"
+PROBE_DDL = (
+    "CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY,"
+    " timeline text NOT NULL DEFAULT substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8),"
+    " t timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    " lsn pg_lsn NOT NULL DEFAULT pg_current_wal_insert_lsn())"
+)
 MIN_GAP_S = 0.05  # a pause in acknowledgements shorter than this is not an outage
 MIN_GAP_TICKS = 5  # ... nor one shorter than this many ticks of the writer
 
@@ -56,11 +65,17 @@ class Writer:
     ``nodes`` is a node, a list of nodes, or a callable returning the current candidates
     (so a drill can add the promoted node later). The thread stops by itself after
     ``max_duration`` seconds; ``stop()`` (or leaving the ``with`` block) ends it sooner.
+
+    ``via`` (a :class:`~pytest_pgdr.ha.pooler.ClientPath`) makes it connect the way the
+    application does instead (libpq multi-host, pgbouncer, pgpool-II): through that path's
+    connection string, reconnecting through it after every error; each acknowledgement then
+    names the server that took it (its ``cluster_name``). Failed attempts are counted by class
+    (:meth:`errors_by_class`, and in :meth:`outage`).
     """
 
     def __init__(
         self,
-        nodes: Node | Sequence[Node] | Callable[[], Iterable[Node]],
+        nodes: Node | Sequence[Node] | Callable[[], Iterable[Node]] = (),
         rate: float = 50.0,
         max_duration: float = 300.0,
         table: str = PROBE_TABLE,
@@ -68,12 +83,14 @@ class Writer:
         connect_timeout: int = 2,
         write_timeout: float = 5.0,
         clock: Callable[[], float] = time.perf_counter,
+        via: ClientPath | None = None,
     ) -> None:
         if rate <= 0 or max_duration <= 0:
             raise ConfigError(
                 f"Bad writer rate {rate!r} or max_duration {max_duration!r}", "both must be above 0"
             )
         self._candidates = _candidates(nodes)
+        self.via = via
         self.interval = 1.0 / rate
         self.max_duration = max_duration
         self.table = table
@@ -96,6 +113,10 @@ class Writer:
     # lifecycle --------------------------------------------------------------------------
     def start(self) -> Writer:
         """Create the probe table on the writable node, then start writing in the background."""
+        if self.via is not None:
+            with self._open_via() as conn:
+                conn.execute(PROBE_DDL.format(table=self.table))
+            return self._start_thread()
         node = self._writable_node()
         if node is None:
             raise RecoveryError(
@@ -103,14 +124,10 @@ class Writer:
                 f"candidates: {', '.join(n.name for n in self._candidates())}",
                 "Start the primary before the writer",
             )
-        node.query(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY,"
-            " timeline text NOT NULL"
-            " DEFAULT substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8),"
-            " t timestamptz NOT NULL DEFAULT clock_timestamp(),"
-            " lsn pg_lsn NOT NULL DEFAULT pg_current_wal_insert_lsn())",
-            dbname=self.dbname,
-        )
+        node.query(PROBE_DDL.format(table=self.table), dbname=self.dbname)
+        return self._start_thread()
+
+    def _start_thread(self) -> Writer:
         self.started_at = self.clock()
         self._thread = threading.Thread(target=self._run, name="pgdr-writer", daemon=True)
         self._thread.start()
@@ -164,36 +181,54 @@ class Writer:
         try:
             self._notices.clear()
             cur = self._conn.execute(
-                f"INSERT INTO {self.table} (id) VALUES (%s) RETURNING timeline, t, lsn::text",
+                f"INSERT INTO {self.table} (id) VALUES (%s)"
+                " RETURNING timeline, t, lsn::text, current_setting('cluster_name')",
                 [row_id],
             )
             row = cur.fetchone()
         except psycopg.Error as exc:
-            self._failed(row_id, str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            message = str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            self._failed(row_id, message, kind=classify_exception(exc))
             self._close()
             return
         if any(SYNC_CANCELED in n for n in self._notices):
-            self._failed(row_id, "commit not acknowledged: " + self._notices[-1])
+            self._failed(row_id, "commit not acknowledged: " + self._notices[-1], kind=UNACKED)
             return
         assert row is not None  # INSERT ... RETURNING gives one row
-        timeline, server_t, lsn = row
-        self._acked(Ack(row_id, self.clock(), server_t, int(timeline, 16), self._node_name, lsn))
+        timeline, server_t, lsn, server = row
+        node = (server or "?") if self.via is not None else self._node_name  # through a pooler
+        self._acked(Ack(row_id, self.clock(), server_t, int(timeline, 16), node, lsn))
 
     def _acked(self, ack: Ack) -> None:
         self.ledger.record_ack(ack)
 
-    def _failed(self, row_id: int | None, message: str, node: str | None = None) -> None:
+    def _failed(
+        self, row_id: int | None, message: str, node: str | None = None, kind: str = OTHER
+    ) -> None:
         node = self._node_name if node is None else node
-        self.ledger.record_failure(self.clock(), row_id, node, message)
+        self.ledger.record_failure(self.clock(), row_id, node, message, kind)
+
+    def _connect_via(self, via: ClientPath) -> psycopg.Connection[Any] | None:
+        try:
+            conn = self._open_via()
+        except psycopg.Error as exc:
+            message = f"connect through {via.name}: {str(exc).strip()[:200]}"
+            self._failed(None, message, via.name, classify_exception(exc))
+            return None
+        self._node_name = via.name
+        return conn
 
     def _connect_writable(self) -> psycopg.Connection[Any] | None:
+        if self.via is not None:
+            return self._connect_via(self.via)
         for node in self._candidates():
             if not _maybe_running(node):
                 continue
             try:
                 conn = self._open(node)
             except psycopg.Error as exc:
-                self._failed(None, f"connect to {node.name}: {str(exc).strip()[:200]}", node.name)
+                message = f"connect to {node.name}: {str(exc).strip()[:200]}"
+                self._failed(None, message, node.name, classify_exception(exc))
                 continue
             if conn is not None:
                 self._node_name = node.name
@@ -211,6 +246,20 @@ class Writer:
             return conn
         conn.close()
         return None
+
+    def _open_via(self) -> psycopg.Connection[Any]:
+        """A connection through the client path (a pooler takes no ``options``: SET instead)."""
+        assert self.via is not None
+        conn = psycopg.connect(
+            self.via.conninfo(self.dbname), autocommit=True, connect_timeout=self.connect_timeout
+        )
+        try:
+            conn.execute(f"SET statement_timeout = {self.write_timeout_ms}")
+        except BaseException:
+            conn.close()
+            raise
+        conn.add_notice_handler(lambda diag: self._notices.append(diag.message_primary or ""))
+        return conn
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
@@ -234,6 +283,11 @@ class Writer:
     def errors(self) -> list[WriteError]:
         with self.ledger.cond:
             return list(self.ledger.errors)
+
+    def errors_by_class(self, after: float | None = None) -> dict[str, int]:
+        """Failed attempts (commits and connections) by class, those after ``after`` only
+        when given (see :mod:`~pytest_pgdr.drill.clienterrors`)."""
+        return self.ledger.errors_by_class(after)
 
     def mark_fault(self, at: float | None = None) -> float:
         """Remember when the fault was injected (default: now, on the writer's clock)."""
