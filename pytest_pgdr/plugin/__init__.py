@@ -26,6 +26,7 @@ from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by 
     pgdr,
     pgdr_archive,
     pgdr_backup_tool,
+    pgdr_client_path,
     pgdr_data,
     pgdr_dataset,
     pgdr_ha,

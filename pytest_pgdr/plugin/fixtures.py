@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_pgdr.drill.measure import Measurement
     from pytest_pgdr.drill.teamdata import TeamData
     from pytest_pgdr.ha import ClusterManager
+    from pytest_pgdr.ha.pooler import ClientPath
     from pytest_pgdr.hosts.install import Installation
     from pytest_pgdr.session import HarnessSession
     from pytest_pgdr.sources import NightlySource, Restored
@@ -295,3 +296,27 @@ def pgdr_restored(pgdr_restore: Callable[[], Restored]) -> Restored:
     """The team's backup (``pgdr_source``), restored and running: give it to your own tests
     (``pgdr_restored.node.query(...)``) for the checks a TOML file cannot say."""
     return pgdr_restore()
+
+
+@pytest.fixture
+def pgdr_client_path(
+    pgdr: Topology, pgdr_measure: Measurement
+) -> Iterator[Callable[..., ClientPath]]:
+    """Make how the application connects, in front of nodes (the primary first):
+    ``pgdr_client_path("pgbouncer", [primary, replica], dbnames=[db])``; kinds are
+    ``direct``, ``multihost``, ``pgbouncer`` and ``pgpool`` (``pytest_pgdr.ha.pooler``).
+    Each is started, named in the drill's report, and stopped and reaped after the test; a
+    missing pooler program skips (fails in strict mode) naming its Debian package."""
+    from pytest_pgdr.ha.pooler import client_path
+
+    made: list[ClientPath] = []
+
+    def make(kind: str, nodes: list[Node], dbnames: tuple[str, ...] = ("postgres",)) -> ClientPath:
+        path = client_path(kind, pgdr, nodes, dbnames)
+        made.append(path)
+        pgdr_measure.context["client_path"] = path.describe()
+        return path
+
+    yield make
+    for path in reversed(made):
+        path.close()
