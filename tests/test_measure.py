@@ -302,3 +302,13 @@ def test_html_is_self_contained_with_timeline_and_trends() -> None:
 def test_axis_ceiling() -> None:
     assert [nice_ceiling(v) for v in (0.129, 0.3, 2.1, 7, 45)] == [0.2, 0.5, 2.5, 10, 50]
     assert time.monotonic() > 0
+
+
+def test_the_target_cell_names_the_backup_tool_a_drill_ran_through() -> None:
+    from pytest_pgdr.report.text import target_text
+
+    context = {"backend": "local", "postgres": "pg15-system", "backup_tool": "pgbackrest 2.45"}
+    drill = DrillResult("scenarios/test_x.py::test_y", "passed", 1.0, {"context": context})
+    assert target_text(drill) == "local/pg15-system via pgbackrest 2.45"
+    plain = DrillResult("scenarios/test_x.py::test_y", "passed", 1.0, {"context": {}})
+    assert target_text(plain) == "-"

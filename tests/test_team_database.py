@@ -74,6 +74,10 @@ def test_sees_it(pgdr_primary, pgdr_data):
         "--pgdr", "-k", f"{BUILTINS} or sees_it", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
+    # the header is written before conftests load; the summary says what the drills protected
+    result.stdout.fnmatch_lines(
+        ["pgdr: drills protected the team data from the pytest_pgdr_seed hook in database 'app'"]
+    )
 
 
 def test_team_settings_reach_every_node_and_the_template_stays_utc(

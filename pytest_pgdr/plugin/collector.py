@@ -108,6 +108,8 @@ class RunCollector:
         settings = self.config.stash.get(KEY_SETTINGS, None)
         if self.outcomes or (settings is not None and settings.enabled):
             terminalreporter.write_line(count_line(self.outcomes))
+        for data in sorted({str(d.data["context"]["data"]) for d in self.drills if has_data(d)}):
+            terminalreporter.write_line(f"pgdr: drills protected the {data}")
         if self.kept:
             terminalreporter.write_sep("-", "pgdr kept data directories and logs")
             for _, path in self.kept:  # the directory's name says which drill
@@ -120,6 +122,11 @@ KEY_COLLECTOR = pytest.StashKey[RunCollector]()
 KEY_KEPT_SEEN = pytest.StashKey[int]()  # how many kept paths teardown reports carried so far
 # the attribute of a teardown report that lists what it kept: [[run directory, kept as], ...]
 KEPT_KEY = "pgdr_kept"
+
+
+def has_data(drill: Any) -> bool:
+    """Whether the drill says which database it protected (the ``pgdr_data`` fixture)."""
+    return bool(drill.data.get("context", {}).get("data"))
 
 
 def junit_classname(nodeid: str) -> str | None:

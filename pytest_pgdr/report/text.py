@@ -123,11 +123,15 @@ def row(drill: DrillResult, drill_width: int | None = None) -> tuple[str, ...]:
 
 
 def target_text(drill: DrillResult) -> str:
-    """``local/embedded-18``: backend and PostgreSQL in one cell."""
+    """``local/embedded-18``: backend and PostgreSQL in one cell, and the backup tool the
+    drill ran through when it ran through one (``local/pg15 via pgbackrest 2.45``)."""
     context = drill.data.get("context", {})
     if context.get("target") and not drill.postgres:  # failed before measuring anything
-        return str(context["target"])
-    return "/".join(str(p) for p in (context.get("backend"), drill.postgres) if p) or "-"
+        where = str(context["target"])
+    else:
+        where = "/".join(str(p) for p in (context.get("backend"), drill.postgres) if p) or "-"
+    tool = context.get("backup_tool")
+    return f"{where} via {tool}" if tool else where
 
 
 def phases_text(drill: DrillResult) -> str | None:
