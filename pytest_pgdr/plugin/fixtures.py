@@ -108,7 +108,9 @@ def pgdr_measure(request: pytest.FixtureRequest) -> Measurement:
 
 
 @pytest.fixture
-def pgdr_data(request: pytest.FixtureRequest, pgdr_dataset: Dataset) -> TeamData:
+def pgdr_data(
+    request: pytest.FixtureRequest, pgdr_dataset: Dataset, pgdr_measure: Measurement
+) -> TeamData:
     """The database every drill protects: yours, from ``pgdr_schema`` files or a
     ``pytest_pgdr_seed`` hook in any conftest.py, else the built-in dataset (``pgdr_dataset``).
 
@@ -129,9 +131,11 @@ def pgdr_data(request: pytest.FixtureRequest, pgdr_dataset: Dataset) -> TeamData
 
     schema = [str(_rooted(config, p)) for p in settings.schema]
     try:
-        return choose_team_data(schema, seed, settings.database, settings.victim, pgdr_dataset)
+        data = choose_team_data(schema, seed, settings.database, settings.victim, pgdr_dataset)
     except PgdrError as exc:
         pytest.fail(str(exc), pytrace=False)
+    pgdr_measure.context["data"] = data.describe()  # the report says what was protected
+    return data
 
 
 def _rooted(config: pytest.Config, path: str) -> Path:
