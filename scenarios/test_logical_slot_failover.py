@@ -115,10 +115,12 @@ def wait_slot_synced(c: Cluster) -> None:
     )
 
 
-@pytest.mark.pgdr(min_version=17)
 def test_failover_slot_resumes_without_gap_or_duplicate(
     pgdr: Topology, pgdr_data: TeamData, pgdr_measure: Measurement
 ) -> None:
+    pgdr.require(
+        17, "A logical slot that survives failover (failover = true, sync_replication_slots)"
+    )
     c = build(pgdr, pgdr_data, failover=True)
     read = app_write(c.primary, c.db, READ)
     assert consume(c.primary, c.db) == read
