@@ -1,5 +1,5 @@
-"""Cascading standbys across a promotion (PostgreSQL src/test/recovery 025_stuck_on_old_timeline
-and 055-style cascading replication; src/test/recovery 004_timeline_switch).
+"""Cascading standbys across a promotion (PostgreSQL src/test/recovery 025_stuck_on_old_timeline,
+055_cascade_reconnect and 004_timeline_switch).
 
 Standby ``B`` streams from standby ``A``, which streams from the primary. The primary dies;
 ``A`` is promoted. ``B`` is never touched: with ``recovery_target_timeline = 'latest'`` its WAL
