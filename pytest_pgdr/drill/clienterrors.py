@@ -68,12 +68,17 @@ BY_MESSAGE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 
 def classify(message: str, sqlstate: str | None = None) -> str:
-    """The class of one failed attempt (one of :data:`CLASSES`)."""
+    """The class of one failed attempt (one of :data:`CLASSES`).
+
+    libpq reports a multi-host attempt as the last host's failure on the first line, then
+    every host's: the first line decides, the rest only when it says nothing known."""
     if sqlstate and sqlstate in BY_SQLSTATE:
         return BY_SQLSTATE[sqlstate]
-    for kind, pattern in BY_MESSAGE:
-        if pattern.search(message):
-            return kind
+    first = message.strip().split("\n", 1)[0]
+    for text in (first, message):
+        for kind, pattern in BY_MESSAGE:
+            if pattern.search(text):
+                return kind
     return OTHER
 
 

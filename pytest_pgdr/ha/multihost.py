@@ -23,6 +23,7 @@ class Direct:
 
     name = "direct"
     follows_failover = False
+    promotes = False
 
     def __init__(
         self, topology: Topology, nodes: Sequence[Node], dbnames: Sequence[str] = ()
@@ -52,6 +53,7 @@ class MultiHost:
 
     name = "multihost"
     follows_failover = True
+    promotes = False
 
     def __init__(
         self, topology: Topology, nodes: Sequence[Node], dbnames: Sequence[str] = ()

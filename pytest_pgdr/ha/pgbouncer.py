@@ -102,6 +102,7 @@ class PgBouncer:
 
     name = "pgbouncer"
     follows_failover = False
+    promotes = False
 
     def __init__(
         self, topology: Topology, nodes: Sequence[Node], dbnames: Sequence[str] = ("postgres",)

@@ -60,6 +60,9 @@ class ClientPath(Protocol):
     name: str
     #: whether it finds the new primary after a failover by itself (else: :meth:`repoint`)
     follows_failover: bool
+    #: whether it promotes a standby itself when the primary dies (pgpool's failover_command):
+    #: a drill then must not promote one too
+    promotes: bool
 
     def conninfo(self, dbname: str = "postgres") -> str:
         """A libpq connection string (the password stays in the pgpass file it names)."""
