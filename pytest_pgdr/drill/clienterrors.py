@@ -3,7 +3,8 @@
 A failover looks different through each client path: a direct client sees the connection
 refused, libpq multi-host sees the standby refuse read-write sessions, pgbouncer answers with
 its own errors while no server is reachable, pgpool-II while it fails over. Each failed
-attempt is put in one class, by its SQLSTATE first and its message otherwise.
+attempt is put in one class, by its SQLSTATE first and its message otherwise (poolers send
+their own errors as protocol violations, 08P01, so that one is read from the message).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ BY_SQLSTATE = {
     "57P03": NOT_READY,  # the database system is starting up / shutting down
     "25006": READ_ONLY,  # cannot execute INSERT in a read-only transaction
     "57014": TIMEOUT,  # canceling statement due to statement timeout
-    "08P01": LOST,  # protocol violation: a half-read reply from a dying server
 }
 BY_MESSAGE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))

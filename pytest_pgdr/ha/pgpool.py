@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from pytest_pgdr.basics.errors import ConfigError
 from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.cluster.credentials import Secret
 from pytest_pgdr.ha.pooler import Daemon, backend_address, require_program, single_line
@@ -97,7 +98,11 @@ def backend_settings(nodes: Sequence[tuple[str, int, str]]) -> dict[str, object]
 def pool_passwd_line(user: str, password: str) -> Secret:
     """``user:TEXTpassword`` (pgpool's clear-text form); a user name may not hold ':'."""
     if ":" in user:
-        single_line("\n", "pool_passwd user name (it contains ':')")
+        raise ConfigError(
+            f"pgpool cannot hold the user name {user!r} in pool_passwd",
+            "its lines are user:password, split at the first ':'",
+            "Use a user name without ':'",
+        )
     return Secret(f"{single_line(user, 'user name')}:TEXT{single_line(password, 'password')}\n")
 
 

@@ -1,0 +1,104 @@
+"""The client paths against real servers and the real pgbouncer / pgpool-II (run with
+``--pgdr``): a hostile database name end to end, a hostile password in pgbouncer's userlist,
+repoint, reaping, and the skip (or strict failure) when a pooler is not installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from pytest_pgdr import Topology
+from pytest_pgdr.drill.dataset import create_database
+from pytest_pgdr.ha import pooler
+from pytest_pgdr.ha.pgbouncer import PgBouncer, render_ini, userlist_line
+from pytest_pgdr.ha.pooler import ClientPath, Daemon
+from pytest_pgdr.hosts.procs import gone
+
+pytestmark = pytest.mark.pgdr
+
+HOSTILE_DB = 'we\'ird "db" ; # = x'
+HOSTILE_PW = "p'a\"s s;#=\\w:rd"
+MakePath = Callable[..., ClientPath]
+
+
+@pytest.mark.parametrize("kind", pooler.KINDS)
+def test_a_hostile_database_name_through_every_path(
+    pgdr: Topology, pgdr_client_path: MakePath, kind: str
+) -> None:
+    primary = pgdr.primary(archive=False)
+    create_database(primary, HOSTILE_DB)
+    path = pgdr_client_path(kind, [primary], dbnames=(HOSTILE_DB,))
+    assert "password" not in psycopg.conninfo.conninfo_to_dict(path.conninfo(HOSTILE_DB))
+    with psycopg.connect(path.conninfo(HOSTILE_DB), autocommit=True) as conn:
+        row = conn.execute("SELECT current_database(), current_setting('cluster_name')")
+        assert row.fetchone() == (HOSTILE_DB, primary.name)
+    assert path.describe()
+
+
+def test_pgbouncer_reads_a_hostile_password_from_its_userlist(pgdr: Topology) -> None:
+    pooler.require_program("pgbouncer")
+    daemon = Daemon(pgdr, "pgb_hostile")
+    try:
+        userlist = daemon.dir / "userlist.txt"
+        pgdr.host.write_file(userlist, userlist_line('us"er', HOSTILE_PW))
+        ini = render_ini([], ("127.0.0.1", 1), ("127.0.0.1", daemon.port), str(userlist), 'us"er')
+        pgdr.host.write_file(daemon.dir / "pgbouncer.ini", ini)
+        daemon.spawn([str(pooler.find_program("pgbouncer")), str(daemon.dir / "pgbouncer.ini")])
+
+        def login(password: str) -> None:
+            with psycopg.connect(
+                host="127.0.0.1",
+                port=daemon.port,
+                user='us"er',
+                password=password,
+                dbname="pgbouncer",
+                connect_timeout=5,
+            ):
+                pass
+
+        daemon.wait_ready(lambda: login(HOSTILE_PW))
+        with pytest.raises(psycopg.OperationalError) as refused:
+            login(HOSTILE_PW + "x")
+        assert HOSTILE_PW not in str(refused.value)
+    finally:
+        daemon.close()
+
+
+def test_pgbouncer_repoint_moves_new_sessions_and_close_reaps_it(
+    pgdr: Topology, pgdr_client_path: MakePath
+) -> None:
+    primary = pgdr.primary(archive=False)
+    other = pgdr.primary(name="other", archive=False)
+    path = pgdr_client_path("pgbouncer", [primary])
+    assert isinstance(path, PgBouncer)
+
+    def server() -> str:
+        with psycopg.connect(path.conninfo(), autocommit=True) as conn:
+            return str(conn.execute("SELECT current_setting('cluster_name')").fetchone()[0])  # type: ignore[index]
+
+    assert server() == primary.name
+    path.repoint(other)
+    assert server() == other.name and path.repoints == 1
+    assert path.databases()["postgres"][1] == str(other.port)
+    assert path.daemon.proc is not None
+    pid = path.daemon.proc.pid
+    path.close()
+    path.close()  # twice is fine
+    assert gone(pid)
+    with pytest.raises(psycopg.OperationalError):
+        server()
+
+
+def test_a_missing_pooler_skips_naming_the_package(
+    pgdr: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the fixture machinery a PoolerUnavailable is a skip (a failure under CI=true);
+    here it is raised, before anything starts."""
+    primary = pgdr.primary(archive=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(pooler, "SBIN", ())
+    with pytest.raises(pooler.PoolerUnavailable, match="apt-get install pgpool2"):
+        pooler.client_path("pgpool", pgdr, [primary])
+    assert not (pgdr.root / "pgpool").exists()
