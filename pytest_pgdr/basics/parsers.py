@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.basics.errors import ConfigError, register_secret
 
 BACKENDS = ("local", "docker")
 ON_OFF = {
@@ -72,6 +72,32 @@ def parse_count(name: str, text: str) -> int:
             f"Bad value {text!r} for {name}", "it must be a whole number of at least 1, such as 3"
         )
     return int(text)
+
+
+def parse_urls(name: str, text: str) -> tuple[str, ...]:
+    """HTTP(S) URLs, comma- or line-separated ('none': no URL); a password in one is a secret."""
+    if text.strip() in ("", "none"):
+        return ()
+    urls = tuple(u.strip() for u in text.replace("\n", ",").split(",") if u.strip())
+    for url in urls:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(
+                f"Bad URL {url!r} for {name}", "it must look like http://[user:password@]host:port"
+            )
+        login = re.match(r"^https?://[^:/@]*:([^@/]+)@", url)
+        if login:
+            register_secret(login.group(1))
+    return urls
+
+
+def parse_dsn(name: str, text: str) -> str | None:
+    """A libpq connection string ('none': none); its password is registered as a secret."""
+    if text.strip() in ("", "none"):
+        return None
+    found = re.search(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", text)
+    if found:
+        register_secret(found.group(1).strip("'"))
+    return text.strip()
 
 
 def parse_specs(name: str, text: str) -> tuple[str, ...]:

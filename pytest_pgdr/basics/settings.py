@@ -21,6 +21,7 @@ from pytest_pgdr.basics.parsers import (
     parse_choice,
     parse_count,
     parse_database,
+    parse_dsn,
     parse_identifier,
     parse_lines,
     parse_optional_path,
@@ -29,6 +30,7 @@ from pytest_pgdr.basics.parsers import (
     parse_server_settings,
     parse_sources,
     parse_specs,
+    parse_urls,
 )
 from pytest_pgdr.basics.units import parse_optional_duration
 
@@ -187,6 +189,21 @@ OPTIONS = (
         " commits per trial, with their median and spread)",
     ),
     Option(
+        "patroni_url",
+        "none",
+        parse_urls,
+        "REST URLs of a running Patroni cluster's members (http://user:password@host:8008):"
+        " the HA drills target it instead of starting one; host-level faults are skipped",
+        multiple=True,
+    ),
+    Option(
+        "patroni_dsn",
+        "none",
+        parse_dsn,
+        "libpq connection string for that cluster (user, password; no host): e.g."
+        " 'user=postgres password=...'",
+    ),
+    Option(
         "source",
         "none",
         parse_sources,
@@ -240,6 +257,8 @@ class Settings:
     backup_tool: tuple[str, ...] = ("installed",)
     walg: str | None = None
     ha_trials: int = 3
+    patroni_url: tuple[str, ...] = ()
+    patroni_dsn: str | None = None
     source: tuple[tuple[str, str, str], ...] = ()
     source_checks: str | None = None
     strict: bool = False

@@ -60,6 +60,10 @@ class ClusterManager(Protocol):
     def kill(self, node: Node) -> None:
         """The whole node dies at once (SIGKILL of the manager and the server: a power loss)."""
 
+    def kill_manager(self, node: Node) -> None:
+        """SIGKILL the manager alone on ``node``; its server keeps running (FaultUnsupported
+        where there is no manager, or no access to the node's host)."""
+
     def restart(self, node: Node) -> None:
         """Bring a killed or stopped member back (it rejoins as its manager decides)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.basics.wait import poll
+from pytest_pgdr.hosts.base import FaultUnsupported
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
@@ -81,6 +82,13 @@ class Plain:
 
     def kill(self, node: Node) -> None:
         node.crash()
+
+    def kill_manager(self, node: Node) -> None:
+        raise FaultUnsupported(
+            "The plain cluster has no manager to kill",
+            "its servers run on their own; failover is done by hand",
+            "Use the patroni cluster manager for this drill",
+        )
 
     def restart(self, node: Node) -> None:
         node.start()

@@ -19,6 +19,8 @@ MEMBERS: dict[str, tuple[str, str]] = {
     "patroni": ("patroni", "Patroni"),
 }
 MANAGER_NAMES = tuple(MEMBERS)
+# name -> the member that targets a cluster already running elsewhere (REST URLs + a DSN)
+EXTERNAL: dict[str, tuple[str, str]] = {"patroni": ("patroni_external", "ExternalPatroni")}
 
 
 def check_name(name: str) -> str:
@@ -32,12 +34,27 @@ def check_name(name: str) -> str:
 
 
 def cluster_manager(
-    name: str, topology: Topology, members: int = 3, options: PatroniOptions | None = None
+    name: str,
+    topology: Topology,
+    members: int = 3,
+    options: PatroniOptions | None = None,
+    existing: tuple[list[str], str] | None = None,
 ) -> ClusterManager:
     """The member called ``name`` on ``topology`` (not started yet: call ``start()``).
 
-    Raises :class:`~pytest_pgdr.ha.base.ManagerUnavailable` (a skip, or a failure in strict
-    mode) when its programs are not installed here."""
+    With ``existing`` (REST URLs and a DSN), the member that targets that running cluster
+    instead (``members`` and ``options`` are then the cluster's own). Raises
+    :class:`~pytest_pgdr.ha.base.ManagerUnavailable` (a skip, or a failure in strict mode)
+    when its programs are not installed here."""
+    if existing is not None:
+        if check_name(name) not in EXTERNAL:
+            raise ConfigError(
+                f"The {name} cluster manager cannot target an existing cluster",
+                f"only {', '.join(EXTERNAL)} can (--pgdr-patroni-url)",
+            )
+        module, cls = EXTERNAL[name]
+        external = getattr(importlib.import_module(f"pytest_pgdr.ha.{module}"), cls)
+        return external(topology, *existing)  # type: ignore[no-any-return]
     module, cls = MEMBERS[check_name(name)]
     factory: Callable[..., ClusterManager] = getattr(
         importlib.import_module(f"pytest_pgdr.ha.{module}"), cls

@@ -203,18 +203,26 @@ def pgdr_backup_tool(
 
 
 @pytest.fixture
-def pgdr_ha(pgdr: Topology, pgdr_measure: Measurement) -> Iterator[Callable[..., ClusterManager]]:
+def pgdr_ha(
+    pgdr: Topology, pgdr_measure: Measurement, pgdr_session: HarnessSession
+) -> Iterator[Callable[..., ClusterManager]]:
     """Start a cluster under a cluster manager: ``pgdr_ha("patroni", synchronous_mode=True)``
     gives three Patroni nodes electing their leader in a three-member etcd, running and
     streaming (options: :class:`~pytest_pgdr.ha.patroni_config.PatroniOptions`); ``"plain"``
-    a primary and two replicas. Every cluster is stopped at teardown."""
+    a primary and two replicas. Every cluster is stopped at teardown. With
+    ``--pgdr-patroni-url`` (and ``--pgdr-patroni-dsn``), ``"patroni"`` is that running cluster
+    instead, whose nodes cannot be killed or frozen from here (those drills are skipped)."""
     from pytest_pgdr.ha import cluster_manager
     from pytest_pgdr.ha.patroni_config import PatroniOptions
 
     started: list[ClusterManager] = []
 
     def start(name: str = "patroni", members: int = 3, **options: object) -> ClusterManager:
-        manager = cluster_manager(name, pgdr, members, PatroniOptions(**options))  # type: ignore[arg-type]
+        settings = pgdr_session.settings
+        urls, dsn = list(settings.patroni_url), settings.patroni_dsn or ""
+        existing = (urls, dsn) if urls and name == "patroni" else None
+        chosen = PatroniOptions(**options)  # type: ignore[arg-type]
+        manager = cluster_manager(name, pgdr, members, chosen, existing)
         started.append(manager)
         manager.start()
         pgdr_measure.context["cluster_manager"] = manager.describe()
