@@ -8,7 +8,8 @@ new place next to the backup (its ``pg_tblspc`` link says so); a tar backup carr
 ``<oid>.tar`` with a ``tablespace_map``. Each is restored (with the WAL written since) into a
 server whose tablespace link points at its own new location, never at the backup's or the
 primary's: the team database is intact and a write to the restored tablespace leaves the
-primary's data alone.
+primary's data alone. Backups and standbys the harness makes map tablespaces by themselves
+(next to the backup, into the standby's directory).
 """
 
 from __future__ import annotations
@@ -64,10 +65,18 @@ def test_tablespace_restored_to_a_new_location(
         primary, label="plain", extra_args=(f"--tablespace-mapping={original}={mapped}",)
     )
     tar = pgdr.backup(primary, label="tar", fmt="tar")
+    auto = pgdr.backup(primary, label="auto")  # the harness maps it next to the backup
+    standby = pgdr.replica(primary, name="standby")  # and into the standby's own directory
     app_write(primary, db, AFTER)
     expected = fingerprint(primary, db)
     pgdr.wait_archived(primary)
+    pgdr.wait_caught_up(primary, standby)
     assert os.readlink(plain.path / "pg_tblspc" / oid) == str(mapped), "the mapping was applied"
+    assert os.readlink(auto.path / "pg_tblspc" / oid) == str(
+        pgdr.archive.backups / "auto.tablespaces" / oid
+    )
+    assert location(standby) == str(standby.root / "tablespaces" / oid)
+    assert_same(expected, fingerprint(standby, db), "the standby", sequences="at_least")
     assert (tar.path / f"{oid}.tar").exists(), sorted(p.name for p in tar.path.iterdir())
 
     rto = pgdr_measure.declare_disaster()

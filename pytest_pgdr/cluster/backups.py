@@ -55,6 +55,8 @@ class Backups(TopologyBase):
         ]
         if fmt == "tar":
             args += ["-F", "t"] + (["-z"] if compress else [])
+        else:
+            args += self._tablespace_args(node, path.parent / f"{label}.tablespaces", extra_args)
         if not manifest:
             args.append("--no-manifest")
         if incremental is not None:
@@ -144,6 +146,19 @@ class Backups(TopologyBase):
                 proc.stderr.strip(),
                 "Check the backup; pg_verifybackup can tell what is wrong",
             )
+
+    @staticmethod
+    def _tablespace_args(node: Node, place: Path, given: Sequence[str] = ()) -> list[str]:
+        """``--tablespace-mapping`` of each of ``node``'s tablespaces to ``place/<oid>``: a
+        plain copy on the same machine cannot go where the source keeps them. None when the
+        caller maps them (``given`` arguments) or there are none."""
+        if any(str(a).startswith(("--tablespace-mapping", "-T")) for a in given):
+            return []
+        rows = node.query(
+            "SELECT oid, pg_tablespace_location(oid) FROM pg_tablespace"
+            " WHERE pg_tablespace_location(oid) <> ''"
+        )
+        return [f"--tablespace-mapping={where}={place / str(oid)}" for oid, where in rows]
 
     def _relocate_tablespaces(self, backup: Backup, node: Node) -> None:
         """Give ``node`` its own copy of each tablespace, in ``<node root>/tablespaces/<oid>``.

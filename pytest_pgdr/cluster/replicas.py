@@ -66,6 +66,7 @@ class Replicas(Backups):
                 "-U",
                 REPLICATION_USER,
                 *self._sync_args(),
+                *self._tablespace_args(upstream, node.root / "tablespaces"),
             ]
             if slot_name:
                 args += ["-C", "-S", slot_name]
