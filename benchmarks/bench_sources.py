@@ -61,7 +61,10 @@ def by_hand(topo: Topology, kind: str, source: Path, wal: Path, run: int) -> flo
     port = topo.host.run_dir.claim_port()
     b = topo.inst.bindir
     psql = f"{b}/psql -X -h {sock} -p {port} -U postgres -d postgres -tAc"
-    start = f"{b}/postgres -D {data} -c port={port} -c unix_socket_directories={sock}"
+    # the sandbox's own settings (fsync off, 32MB shared_buffers: --pgdr-fsync's default),
+    # so both sides pay for the same server
+    same = "-c fsync=off -c shared_buffers=32MB -c max_wal_size=1GB -c wal_level=replica"
+    start = f"{b}/postgres -D {data} {same} -c port={port} -c unix_socket_directories={sock}"
     start += f" -c listen_addresses='' </dev/null >{work}/log 2>&1 & echo $! > {work}/pid"
     wait = (
         f"until [ \"$({psql} 'SELECT pg_is_in_recovery()' 2>/dev/null)\" = f ]; do"

@@ -117,10 +117,22 @@ def run_team_repo(
     return result, data
 
 
+def exactly(source: str, rows: int) -> str:
+    """Checks for one source that stops before the newest rows: exactly ``rows`` orders."""
+    return (
+        f'[source.{source}.min_rows]\n"public.orders" = {rows}\n[source.{source}.assert]\n'
+        f'"exactly {rows} orders" = "SELECT count(*) = {rows} FROM orders"\n'
+    )
+
+
 def drills_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     drills = data.get("drills", [])
     assert isinstance(drills, list)
-    return {str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): d for d in drills}
+    return {
+        str(d["id"]).rsplit("[", 1)[-1].rstrip("]"): d
+        for d in drills
+        if "test_nightly_restore[" in str(d["id"])
+    }
 
 
 # the tests ---------------------------------------------------------------------------------
@@ -133,6 +145,13 @@ def test_every_dump_format_restores_with_its_figures(
         node.run_tool("pg_dump", f"-F{fmt}", "-f", out / name, "-d", "app")
     node.run_tool("pg_dumpall", "-f", out / "cluster.sql")
     before = digest([out])
+    own = pytester.makepyfile(
+        test_own_checks="""
+        def test_customers_survive(pgdr_restored):
+            node = pgdr_restored.node
+            assert node.scalar("SELECT count(*) FROM customers", dbname="app") == 200
+        """
+    )
 
     result, data = run_team_repo(
         pytester,
@@ -144,9 +163,11 @@ def test_every_dump_format_restores_with_its_figures(
             "plain": f"dump:{out}/app.sql?dbname=app",
             "cluster": f"dumpall:{out}/cluster.sql",
         },
+        CHECKS,
+        str(own),
     )
     assert result.ret == 0, result.stdout.str()[-4000:]
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=10)  # the drill and the team's own test, per source
     assert digest([out]) == before, "a dump changed while it was restored"
     drills = drills_of(data)
     assert set(drills) == {"custom", "directory", "tar", "plain", "cluster"}
@@ -170,6 +191,7 @@ def test_base_backup_plain_and_tar_replay_the_archive_to_its_end(
     node = team_primary(pgdr, wal)
     node.run_tool("pg_basebackup", "-D", out / "base", "-X", "none", "-c", "fast")
     node.run_tool("pg_basebackup", "-D", out / "tar", "-Ft", "-z", "-X", "fetch", "-c", "fast")
+    node.query("SELECT pg_create_restore_point('before_release')")
     node.psql(
         "INSERT INTO orders (customer_id, amount) SELECT 1, 1 FROM generate_series(1, 500)", "app"
     )
@@ -182,15 +204,21 @@ def test_base_backup_plain_and_tar_replay_the_archive_to_its_end(
     node.stop()
     before = digest([out])
     checks = CHECKS.replace('"public.orders" = 3000', '"public.orders" = 3500')
+    checks += exactly("before", 3000) + exactly("own", 3000)
 
     result, data = run_team_repo(
         pytester,
         pgdr,
-        {"plain": f"basebackup:{out}/base?wal={wal}", "tar": f"basebackup:{out}/tar?wal={wal}"},
+        {
+            "plain": f"basebackup:{out}/base?wal={wal}",
+            "tar": f"basebackup:{out}/tar?wal={wal}",
+            "before": f"basebackup:{out}/base?wal={wal}&target=name:before_release",
+            "own": f"basebackup:{out}/tar",  # no archive: the WAL the backup carries
+        },
         checks,
     )
     assert result.ret == 0, result.stdout.str()[-4000:]
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     assert digest([out]) == before, "the backup or its archive changed while restored"
     plain = drills_of(data)["plain"]
     assert isinstance(plain, dict)

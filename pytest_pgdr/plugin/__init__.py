@@ -352,7 +352,11 @@ def _note_kept(item: pytest.Item, report: pytest.TestReport) -> None:
 def _target(item: pytest.Item) -> str:
     callspec = getattr(item, "callspec", None)
     spec = callspec.params.get("pgdr_install") if callspec is not None else None
-    if spec is None:
+    if spec is None:  # a drill that picks its installation itself (the nightly restore)
+        context = getattr(item.stash.get(KEY_MEASURE, None), "context", {})
+        if "postgres_version" in context:
+            major = str(context["postgres_version"]).split(".")[0]
+            return f"{context.get('backend', 'local')}/pg{major}"
         return target(None, None)
     specs = item.config.stash[KEY_SETTINGS].specs()
     found: list[Any] = item.config.stash.get(KEY_INSTALLS, [])

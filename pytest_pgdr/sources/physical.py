@@ -151,7 +151,8 @@ class BaseBackup:
         if self.wal is not None:
             node.conf["restore_command"] = restore_command(self.wal)
             replayed = recover(node, target, stopwatch, superuser, segments)
-        else:
+        else:  # the backup's own pg_wal: archive recovery falls back to it
+            node.conf["restore_command"] = "false"
             replayed = recover(node, _end_of_backup(target), stopwatch, superuser, [])
         databases = _databases(node)
         identity.databases = databases

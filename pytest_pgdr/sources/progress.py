@@ -51,6 +51,7 @@ def run_with_progress(
     what: str,
     done_so_far: Callable[[], float],
     total: float | None = None,
+    unit: str = "B",
 ) -> subprocess.CompletedProcess[str]:
     """``work()`` in a thread; the calling thread updates a :class:`Progress` line until it
     ends (a quiet step, under two seconds, prints nothing)."""
@@ -64,7 +65,7 @@ def run_with_progress(
             failure.append(exc)
 
     worker = threading.Thread(target=target, name=f"pgdr {what}", daemon=True)
-    progress = Progress(what, total=total)
+    progress = Progress(what, total=total, unit=unit)
     worker.start()
     worker.join(EVERY_SECONDS)
     while worker.is_alive():

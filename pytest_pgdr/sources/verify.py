@@ -4,16 +4,25 @@ has data checksums, every page checked with ``pg_checksums`` on the stopped sand
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.basics.errors import ToolError
-from pytest_pgdr.sources.base import SourceError
-from pytest_pgdr.sources.progress import run_watched
+from pytest_pgdr.sources.base import SourceError, run_as_server
+from pytest_pgdr.sources.progress import run_with_progress
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
+
+
+TABLES_SQL = (
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname NOT LIKE 'pg\\_toast%'"
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,14 @@ def read_every_relation(node: Node, databases: tuple[str, ...]) -> ReadAll:
         size = int(node.scalar("SELECT pg_database_size(%s)", [db]) or 0)
         total += size
         argv = [str(node.inst.tool("pg_dump")), "-f", "/dev/null", "-d", db]
-        proc = run_watched(node, argv, f"reading every relation of {db}", None)
+        tables = node.scalar(TABLES_SQL, dbname=db)
+        proc = run_with_progress(
+            functools.partial(run_as_server, node.host, argv, "reading", env=node.tool_env()),
+            f"reading every relation of {db}",
+            _tables_started(node),
+            float(tables or 0) or None,
+            unit="tables",
+        )
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             raise SourceError(
@@ -47,6 +63,21 @@ def read_every_relation(node: Node, databases: tuple[str, ...]) -> ReadAll:
                 log_name="pg_dump output",
             )
     return ReadAll(databases, total, max(time.perf_counter() - started, 1e-6))
+
+
+def _tables_started(node: Node) -> Callable[[], float]:
+    """How many tables pg_dump has started to copy out (its COPY statements, as seen)."""
+    seen: set[str] = set()
+
+    def done() -> float:
+        rows = node.query(
+            "SELECT query FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+            " AND query LIKE 'COPY %'"
+        )
+        seen.update(str(query) for (query,) in rows)
+        return float(len(seen))
+
+    return done
 
 
 def checksums_enabled(node: Node) -> bool:
