@@ -248,9 +248,13 @@ class Barman:
 
     def info(self) -> RepoInfo:
         backups = tuple(self._show(row) for row in reversed(self.list_json()))
+        return RepoInfo(self.name, backups, tuple(self.segments()))
+
+    def segments(self) -> list[str]:
+        """The WAL segments in Barman's catalogue, read from its directory (no barman run)."""
         wals = self.home / SERVER / "wals"
         names = [p.name for p in wals.glob("*/*") if p.is_file()] if wals.is_dir() else []
-        return RepoInfo(self.name, backups, segments_in(names))
+        return list(segments_in(names))
 
     def _show(self, row: Mapping[str, Any]) -> ToolBackup:
         bid = str(row["backup_id"])
@@ -391,4 +395,5 @@ class Barman:
             None,
             wait,
             self.sources,
+            self.segments,
         )

@@ -145,7 +145,7 @@ class Plain:
         return chain
 
     def _raw(self, backup: ToolBackup | None) -> Backup:
-        made = choose(self.info(), backup)
+        made = backup if backup is not None else choose(self.info(), None)
         chain = self._chain(made)
         return chain[0] if len(chain) == 1 else self.topology.combine(chain)
 
@@ -177,7 +177,7 @@ class Plain:
                 "the plain member copies whole data directories",
                 "Check tool.capabilities for 'delta' before asking for one",
             )
-        made = choose(self.info(), backup)
+        made = backup if backup is not None else choose(self.info(), None)
         if self.verify_before_restore:
             self.verify(made, wal=False)
         raw = self._raw(made)

@@ -62,17 +62,25 @@ def restore_through(
     delta: Node | None = None,
     wait: bool = True,
     sources: Mapping[str, str] | None = None,
+    segments: Callable[[], list[str]] | None = None,
 ) -> Node:
     """Restore through a tool; laps ``fetch``, ``restore files``, ``replay WAL``, ``promote``.
 
     ``sources`` maps backup ids to the node each was taken from: the new node carries that
-    node's settings, as a copy of its data directory would (max_connections and the like)."""
+    node's settings, as a copy of its data directory would (max_connections and the like).
+    ``segments`` lists the WAL the tool holds more cheaply than its whole info, where it can
+    (read from its catalogue without running the tool)."""
     target = target or RecoveryTarget.latest()
     # the tool's info is asked only when needed: to pick the newest backup, or for the WAL
     # list a restore to the end is checked against
-    repo = info() if backup is None or target.kind == "latest" else None
-    chosen = choose(repo, backup) if repo is not None else backup
-    assert chosen is not None
+    wal: list[str] | None = None
+    if backup is None:
+        repo = info()
+        chosen, wal = choose(repo, None), list(repo.wal)
+    else:
+        chosen = backup
+    if target.kind == "latest" and wal is None:
+        wal = segments() if segments is not None else list(info().wal)
     if stopwatch is not None:
         stopwatch.lap("fetch")
     node = _target_node(tool_name, topology, name, delta)
@@ -89,9 +97,9 @@ def restore_through(
     node.start(wait=False)
     if wait:
         topology.wait_recovery(node, target, offset, stopwatch)
-        if repo is not None and target.kind == "latest":
+        if wal is not None and target.kind == "latest":
             # TRANSITIONAL: a public check_archive_replayed(node, segments) on the topology
-            topology._check_whole_archive_replayed(node, list(repo.wal), offset)
+            topology._check_whole_archive_replayed(node, wal, offset)
     return node
 
 
