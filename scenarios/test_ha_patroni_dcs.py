@@ -24,6 +24,7 @@ from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.drill.splitbrain import SplitBrain, assert_single_writer, writers
 from pytest_pgdr.drill.teamdata import TeamData
 from pytest_pgdr.ha import DCS, REJOIN, ClusterManager, DcsControl
+from pytest_pgdr.ha.patroni_config import PatroniOptions
 
 from .test_ha_patroni import RATE, converged, loaded_cluster
 
@@ -82,7 +83,7 @@ def test_etcd_quorum_loss(
     dcs = cast(DcsControl, ha)
     leader, writer = loaded_cluster(ha, pgdr_data)
     team_before = fingerprint(leader, pgdr_data.dbname)
-    ttl = 10.0
+    ttl = float(PatroniOptions().ttl)
     with writer:
         writer.wait_for_acks(RATE // 5, since=writer.clock())
         lost_at = writer.mark_fault()

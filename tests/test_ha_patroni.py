@@ -44,3 +44,17 @@ def test_unknown_manager_is_a_usage_error(pgdr):
 
     with pytest.raises(ConfigError, match="Valid managers: plain, patroni"):
         cluster_manager("stolon", pgdr)
+
+
+def test_plain_member_same_interface(pgdr_ha):
+    """The plain member (today's topology) answers the same verbs; it elects nobody by itself."""
+    ha: ClusterManager = pgdr_ha("plain", synchronous_mode=True)
+    assert AUTO_FAILOVER not in ha.capabilities and ha.synchronous
+    old = ha.leader()
+    assert len(ha.wait_replicas(old)) == 2
+    old.query("CREATE TABLE t AS SELECT generate_series(1, 10) AS i")
+    new = ha.switchover()
+    assert new is not old and old.in_recovery() and not new.in_recovery()
+    new.query("INSERT INTO t VALUES (11)")
+    assert len(ha.wait_replicas(new)) == 2
+    assert old.scalar("SELECT count(*) FROM t") == 11

@@ -26,9 +26,9 @@ NODE_OWN = ("listen_addresses", "port", "cluster_name")  # Patroni sets these it
 class PatroniOptions:
     """What a Patroni cluster promises: how fast it fails over, and what it keeps."""
 
-    ttl: int = 10
+    ttl: int = 6
     loop_wait: int = 1
-    retry_timeout: int = 4
+    retry_timeout: int = 2
     synchronous_mode: bool = False
     failsafe_mode: bool = False
     use_pg_rewind: bool = True
