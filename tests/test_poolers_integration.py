@@ -13,8 +13,7 @@ from pytest_pgdr import Topology
 from pytest_pgdr.drill.dataset import create_database
 from pytest_pgdr.ha import pooler
 from pytest_pgdr.ha.pgbouncer import PgBouncer, render_ini, userlist_line
-from pytest_pgdr.ha.pooler import ClientPath, Daemon
-from pytest_pgdr.hosts.procs import gone
+from pytest_pgdr.ha.pooler import ClientPath, Daemon, backend_address
 
 pytestmark = pytest.mark.pgdr
 
@@ -43,13 +42,14 @@ def test_pgbouncer_reads_a_hostile_password_from_its_userlist(pgdr: Topology) ->
     try:
         userlist = daemon.dir / "userlist.txt"
         pgdr.host.write_file(userlist, userlist_line('us"er', HOSTILE_PW))
-        ini = render_ini([], ("127.0.0.1", 1), ("127.0.0.1", daemon.port), str(userlist), 'us"er')
+        listen = (pgdr.host.listen_addresses(), daemon.listen_port)
+        ini = render_ini([], ("127.0.0.1", 1), listen, str(userlist), 'us"er')
         pgdr.host.write_file(daemon.dir / "pgbouncer.ini", ini)
         daemon.spawn([str(pooler.find_program("pgbouncer")), str(daemon.dir / "pgbouncer.ini")])
 
         def login(password: str) -> None:
             with psycopg.connect(
-                host="127.0.0.1",
+                host=pgdr.host.client_address,
                 port=daemon.port,
                 user='us"er',
                 password=password,
@@ -81,12 +81,12 @@ def test_pgbouncer_repoint_moves_new_sessions_and_close_reaps_it(
     assert server() == primary.name
     path.repoint(other)
     assert server() == other.name and path.repoints == 1
-    assert path.databases()["postgres"][1] == str(other.port)
+    assert path.databases()["postgres"][1] == str(backend_address(other)[1])
     assert path.daemon.proc is not None
-    pid = path.daemon.proc.pid
+    proc = path.daemon.proc
     path.close()
     path.close()  # twice is fine
-    assert gone(pid)
+    assert proc.poll() is not None, "pgbouncer still runs after close()"
     with pytest.raises(psycopg.OperationalError):
         server()
 

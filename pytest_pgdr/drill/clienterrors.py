@@ -50,7 +50,8 @@ BY_MESSAGE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"pgbouncer cannot connect|server login has been failing|query_wait_timeout"
             r"|no more connections allowed|failed to create a backend connection"
             r"|all backend nodes are down|executing failover|unable to read message kind"
-            r"|pgpool|server conn crashed|database .* not available",
+            r"|unable to read data from db node|pgpool|server conn crashed"
+            r"|database .* not available",
         ),
         (REFUSED, r"connection refused|could not connect to server|no such file or directory"),
         (NOT_PRIMARY, r"session is read-only|hot standby mode|is in recovery|not the primary"),

@@ -1,6 +1,7 @@
 """pgpool-II in front of every node (the ``pgpool`` client path), streaming-replication mode.
 
-Generated ``pgpool.conf``, ``pool_hba.conf`` (SCRAM from the loopback), ``pool_passwd`` (the
+Generated ``pgpool.conf``, ``pool_hba.conf`` (the servers' rules: SCRAM over TCP),
+``pool_passwd`` (the
 topology's generated superuser password, which pgpool needs to log in to SCRAM servers; 0600,
 server user), an empty ``pcp.conf`` and a ``failover.sh``. Health checks every second with no
 retries; on a dead primary pgpool runs ``failover.sh``, which promotes the standby pgpool chose
@@ -50,11 +51,6 @@ SETTINGS: dict[str, object] = {
     "log_line_prefix": "%m: pid %p: ",
     "log_min_messages": "warning",
 }
-HBA = (
-    "# written by pytest-pgdr: the socket directory is private, TCP needs a password\n"
-    "local   all   all                 trust\n"
-    "host    all   all   127.0.0.1/32  scram-sha-256\n"
-)
 FAILOVER_SH = """#!/bin/sh
 # written by pytest-pgdr: pgpool's failover_command (%d %P %m %H %r)
 failed="$1"; old_primary="$2"; new_main="$3"; new_host="$4"; new_port="$5"
@@ -93,6 +89,17 @@ def backend_settings(nodes: Sequence[tuple[str, int, str]]) -> dict[str, object]
         out[f"backend_flag{i}"] = "ALLOW_TO_FAILOVER"
         out[f"backend_application_name{i}"] = name
     return out
+
+
+def pool_hba(server_hba: str) -> str:
+    """pgpool's ``pool_hba.conf``: the servers' own rules (private socket trusted, SCRAM
+    from the loopback or the topology's private network), replication lines left out."""
+    rules = [
+        line
+        for line in server_hba.splitlines()
+        if line.split()[:1] in (["local"], ["host"]) and line.split()[1:2] != ["replication"]
+    ]
+    return "# written by pytest-pgdr\n" + "".join(f"{line}\n" for line in rules)
 
 
 def pool_passwd_line(user: str, password: str) -> Secret:
@@ -161,7 +168,7 @@ class PgPool:
         host.write_file(
             self.files["pool_passwd"], pool_passwd_line(creds.superuser, creds.password)
         )
-        host.write_file(self.files["pool_hba.conf"], HBA)
+        host.write_file(self.files["pool_hba.conf"], pool_hba(host.hba_lines()))
         host.write_file(self.files["pcp.conf"], "# no pcp users\n")
         host.write_file(self.files["pgpool.conf"], render_conf(self.settings()))
 
