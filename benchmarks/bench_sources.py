@@ -29,6 +29,7 @@ PAD = (
     "INSERT INTO bench SELECT g, repeat(md5(g::text), 30) FROM generate_series(%s::int, %s::int) g"
 )
 ROW_BYTES = 1000
+PHASES: list[str] = []  # the harness's own laps, run after run
 
 
 def build(topo: Topology, megabytes: int) -> tuple[Path, Path, Path]:
@@ -109,8 +110,10 @@ def through_harness(
 
     measure = Measurement()
     started = time.perf_counter()
-    restored, _ = restore_nightly(source, [(spec, inst)], make, Stopwatch.started(), measure)
+    watch = Stopwatch.started()
+    restored, _ = restore_nightly(source, [(spec, inst)], make, watch, measure)
     seconds = time.perf_counter() - started
+    PHASES.append(", ".join(f"{name} {sec:.2f} s" for name, sec in watch.phases().items()))
     read = read_every_relation(restored.node, ("app",))
     return seconds, read.rate / 2**20, restored.node, made[0]
 
@@ -146,6 +149,7 @@ def main() -> None:
             print(
                 f"  {kind:<10}  harness {h:8.2f} s   by hand {m:8.2f} s   overhead"
                 f" {100 * (h / m - 1):+6.1f} %   verify {statistics.median(rates):7.1f} MB/s"
+                f"\n              harness laps (last run): {PHASES[-1]}"
             )
         topo.close()
     finally:

@@ -75,6 +75,13 @@ def test_nightly_restore(
     results += [age] if age is not None else []
     rto.stop("checks")
     _record(pgdr_measure, results)
+    identity = restored.identity.as_dict()  # the backup's identity in JUnit XML too
+    request.node.user_properties.extend(
+        (f"pgdr_backup_{key}", value) for key, value in identity.items() if key != "extra"
+    )
+    request.node.user_properties.append(
+        ("pgdr_checks", f"{sum(r.ok for r in results)} of {len(results)} passed")
+    )
 
     assert not corrupt, f"amcheck found corrupt btree indexes in the restored backup: {corrupt}"
     failures = [f"{r.name}: {r.detail}" for r in results if not r.ok]

@@ -108,6 +108,8 @@ def run_team_repo(
         "checks.toml",
         "--pgdr-report",
         str(report),
+        "--junitxml",
+        "junit.xml",
         "-p",
         "no:cacheprovider",
         "-rA",
@@ -181,6 +183,9 @@ def test_every_dump_format_restores_with_its_figures(
     assert backup["major"] == pgdr.major and backup["databases"] == ["app"], backup
     assert backup["tool_version"].startswith("pg_dump ")
     assert "ok: " in custom["values"]["checks"]["rows in public.orders"]
+    junit = (pytester.path / "junit.xml").read_text()
+    for prop in ("pgdr_backup_label", "pgdr_restore_throughput", "pgdr_data_age", "pgdr_checks"):
+        assert f'name="{prop}' in junit, prop
 
 
 def test_base_backup_plain_and_tar_replay_the_archive_to_its_end(
@@ -341,6 +346,7 @@ def test_docker_backend_restores_a_staged_copy(pytester: pytest.Pytester, pgdr: 
     node = team_primary(pgdr, wal)
     node.run_tool("pg_dump", "-Fc", "-f", out / "app.dump", "-d", "app")
     node.run_tool("pg_basebackup", "-D", out / "base", "-X", "none", "-c", "fast")
+    node.psql("INSERT INTO customers VALUES (201, 'after the backup')", "app")  # WAL to switch
     last = node.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
     node.query("SELECT pg_switch_wal()")
     node.poll_query(f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver", "archived")
