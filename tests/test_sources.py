@@ -159,3 +159,29 @@ def test_without_a_source_the_drill_says_how_to_name_one(pytester: pytest.Pytest
     result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no backup source given*--pgdr-source NAME=KIND:PATH*"])
+
+
+def test_a_missing_tool_is_unavailable_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_pgdr.sources import SourceUnavailable
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SourceUnavailable, match="apt-get install pgbackrest"):
+        open_source(parse_spec("repo", "pgbackrest", "/var/lib/pgbackrest?stanza=main"))
+    with pytest.raises(SourceUnavailable, match="apt-get install barman"):
+        open_source(parse_spec("b", "barman", "/etc/barman.conf"))
+
+
+def test_a_base_backup_names_its_major_from_pg_version(tmp_path: Path) -> None:
+    (tmp_path / "PG_VERSION").write_text("15\n")
+    (tmp_path / "backup_label").write_text(
+        "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"
+        "START TIME: 2026-01-02 03:04:05 UTC\nLABEL: nightly\nSTART TIMELINE: 1\n"
+    )
+    source = open_source(parse_spec("b", "basebackup", str(tmp_path)))
+    assert source.major() == 15 and source.exact_major and not source.pitr
+    identity = source.identity()
+    assert (identity.label, identity.start_lsn) == ("nightly", "0/2000028")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SourceError, match="has no PG_VERSION"):
+        open_source(parse_spec("e", "basebackup", str(empty))).major()
