@@ -22,4 +22,4 @@ def test_readme_drills_pass(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
         "--pgdr", "--pgdr-scenarios=none", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=6)  # two drills, and one through each of four client paths
