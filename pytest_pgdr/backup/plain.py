@@ -156,7 +156,7 @@ class Plain:
             raise ConfigError("pg_basebackup backups have no delta restore")
         if node.datadir.exists() and not any(node.datadir.iterdir()):
             node.datadir.rmdir()
-        self.topology._materialize(self._raw(backup), node)  # TRANSITIONAL: materialize()
+        self.topology.materialize(self._raw(backup), node)
         node.conf.update(self.wal_settings(node))
         node.conf.update(target.settings())
         node.signal_file("recovery")

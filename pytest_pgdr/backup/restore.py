@@ -29,7 +29,7 @@ LaysFiles = Callable[[ToolBackup | None, RecoveryTarget, "Node", bool], None]
 
 def blank_node(topology: Topology, name: str | None) -> Node:
     """A new node of ``topology`` with an empty data directory (0700, server user)."""
-    node = topology._new_node(topology._name("restore", name))  # TRANSITIONAL: new_node()
+    node = topology.new_node("restore", name)
     topology.host.make_dir(node.datadir)
     return node
 
@@ -98,8 +98,7 @@ def restore_through(
     if wait:
         topology.wait_recovery(node, target, offset, stopwatch)
         if wal is not None and target.kind == "latest":
-            # TRANSITIONAL: a public check_archive_replayed(node, segments) on the topology
-            topology._check_whole_archive_replayed(node, wal, offset)
+            topology.check_archive_replayed(node, wal, offset)
     return node
 
 

@@ -123,7 +123,7 @@ class Backups(TopologyBase):
             extra={"method": "cold copy"},
         )
 
-    def _materialize(self, backup: Backup, node: Node) -> None:
+    def materialize(self, backup: Backup, node: Node) -> None:
         """Lay a backup down as ``node``'s data directory."""
         if backup.fmt == "plain":
             if node.datadir.exists():

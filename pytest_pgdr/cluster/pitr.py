@@ -50,7 +50,7 @@ class PointInTime(Backups):
         _refuse_target_before_backup(backup, target)
         node = self._new_node(self._name("restore", name))
         node.conf.update(self.inherited(self.nodes.get(backup.source)))
-        self._materialize(backup, node)
+        self.materialize(backup, node)
         for stale in ("postmaster.pid", "standby.signal"):
             (node.datadir / stale).unlink(missing_ok=True)
         node.conf.update(self.archive_settings())
@@ -110,9 +110,9 @@ class PointInTime(Backups):
             lambda: node.log.tail(offset=offset),
         )
         if target.kind == "latest" and node.name in self._archive_at_start:
-            self._check_whole_archive_replayed(node, self._archive_at_start.pop(node.name), offset)
+            self.check_archive_replayed(node, self._archive_at_start.pop(node.name), offset)
 
-    def _check_whole_archive_replayed(self, node: Node, segments: list[str], offset: int) -> None:
+    def check_archive_replayed(self, node: Node, segments: list[str], offset: int) -> None:
         """A missing or corrupt segment ends archive recovery early *without an error*: the
         server promotes with partial data. Refuse that: recovery "to the end of the archive"
         must have replayed every segment the archive held when it started."""

@@ -72,7 +72,7 @@ class Replicas(Backups):
                 args += ["-C", "-S", slot_name]
             upstream.run_tool("pg_basebackup", *args)
         else:
-            self._materialize(backup, node)
+            self.materialize(backup, node)
             if slot_name:
                 upstream.scalar("SELECT pg_create_physical_replication_slot(%s)", [slot_name])
         self._point_at(node, upstream, slot_name)

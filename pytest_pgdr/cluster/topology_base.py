@@ -82,6 +82,12 @@ class TopologyBase:
             raise ConfigError(f"This topology already has a node named {name!r}")
         return name
 
+    def new_node(self, role: str, name: str | None = None) -> Node:
+        """A node of this topology with its directories and port, not yet initialized: the
+        family members (backup tools, backup sources) lay their files into ``datadir``.
+        ``name`` defaults to ``role`` and a number (``restore3``)."""
+        return self._new_node(self._name(role, name))
+
     def _new_node(self, name: str) -> Node:
         root = self.host.make_dir(self.root / name)
         self.host.make_dir(root / "sock")
