@@ -102,3 +102,38 @@ def test_a_missing_pooler_skips_naming_the_package(
     with pytest.raises(pooler.PoolerUnavailable, match="apt-get install pgpool2"):
         pooler.client_path("pgpool", pgdr, [primary])
     assert not (pgdr.root / "pgpool").exists()
+
+
+CONFTEST_WITHOUT_POOLERS = """
+import pytest
+from pytest_pgdr.ha import pooler
+
+@pytest.fixture(autouse=True)
+def _no_poolers(monkeypatch):
+    monkeypatch.setattr(pooler, "find_program", lambda program: None)
+"""
+DRILL_THROUGH_PGBOUNCER = """
+import pytest
+
+@pytest.mark.pgdr
+def test_through_pgbouncer(pgdr, pgdr_client_path):
+    pgdr_client_path("pgbouncer", [pgdr.primary(archive=False)])
+"""
+
+
+@pytest.mark.parametrize(("strict", "outcome"), [("off", "skipped"), ("on", "failed")])
+def test_the_fixture_skips_a_missing_pooler_or_fails_in_strict_mode(
+    pytester: pytest.Pytester, strict: str, outcome: str
+) -> None:
+    pytester.makeconftest(CONFTEST_WITHOUT_POOLERS)
+    pytester.makepyfile(test_drill=DRILL_THROUGH_PGBOUNCER)
+    result = pytester.runpytest_subprocess(
+        "--pgdr",
+        "--pgdr-scenarios=none",
+        f"--pgdr-strict={strict}",
+        "-rsf",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*apt-get install pgbouncer*"])
