@@ -43,6 +43,9 @@ ROLE_USES = re.compile(
     r'OWNER TO "?([^";]+)"?;|FOR ROLE "?([^";\s]+)"?|^(?:GRANT|REVOKE) .* (?:TO|FROM) ([^;]+);',
     re.MULTILINE,
 )
+# a scratch server for a dump: no replica or pg_rewind will ever read its WAL, so hint bits
+# need not be WAL-logged (the harness's nodes log them for pg_rewind)
+SCRATCH = {"wal_log_hints": False}
 HEADER_LINES = 400  # a script names its server version near the top
 ALREADY_THERE = re.compile(r'ERROR:  role "[^"]+" already exists')
 
@@ -193,7 +196,7 @@ class Dump:
     def restore(self, topology: Topology, target: RecoveryTarget, stopwatch: Stopwatch) -> Restored:
         _no_target(self.spec, target)
         identity = self.identity()
-        node = topology.primary(name="sandbox", archive=False)
+        node = topology.primary(name="sandbox", archive=False, settings=SCRATCH)
         check_readable(node.host, self.spec, self.paths())
         stopwatch.lap("start sandbox")
         create_roles(node, self._roles(node))
@@ -256,7 +259,7 @@ class DumpAll(Dump):
         if dump_format(self.path) != "plain":
             raise bad_backup(self.spec, "is not a pg_dumpall script", "it is a pg_dump archive")
         identity = self.identity()
-        node = topology.primary(name="sandbox", archive=False)
+        node = topology.primary(name="sandbox", archive=False, settings=SCRATCH)
         check_readable(node.host, self.spec, self.paths())
         stopwatch.lap("start sandbox")
         argv = [str(node.inst.tool("psql")), "-X", "-q", "-d", "postgres", "-f", str(self.path)]
