@@ -1,17 +1,15 @@
-"""A three-member etcd cluster on loopback ports: the consensus store Patroni elects in.
+"""A three-member etcd cluster: the consensus store Patroni elects in.
 
-Each member runs as the server user, in its own process group, working in its own directory
-under the topology (so the run's sweep finds it if the run is killed). Elections are tuned
-short (50 ms heartbeats, 500 ms election timeout) so a lost quorum shows within a second.
+Each member runs as the server user through the host, working in its own directory under the
+topology (so the run's sweep finds it if the run is killed): locally on loopback ports of its
+own, in containers on the private network under its name with etcd's usual ports. Elections
+are tuned short (50 ms heartbeats, 500 ms election timeout) so a lost quorum shows at once.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +17,14 @@ from typing import TYPE_CHECKING
 from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.cluster.serverlog import ServerLog
 from pytest_pgdr.ha.base import ManagerUnavailable
+from pytest_pgdr.ha.patroni_rest import http, networked
 
 if TYPE_CHECKING:
     from pytest_pgdr.hosts.base import Host, ServerProcess
 
 ETCD = "etcd"
 TOKEN = "pytest-pgdr"
+CLIENT_PORT, PEER_PORT = 2379, 2380  # in a container of its own
 POLL = 0.05  # between health requests
 
 
@@ -33,7 +33,9 @@ def in_dir(workdir: Path, argv: list[str]) -> list[str]:
     return ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(workdir), *argv]
 
 
-def etcd_binary() -> str:
+def etcd_binary(host: Host) -> str:
+    if networked(host):
+        return ETCD  # the image's (the images carry etcd-server)
     path = shutil.which(ETCD)
     if path is None:
         raise ManagerUnavailable(
@@ -48,17 +50,19 @@ def etcd_binary() -> str:
 class EtcdMember:
     name: str
     root: Path
+    address: str  # how Patroni and the other members reach it
+    listen: str  # the address it listens on
     client_port: int
     peer_port: int
     proc: ServerProcess | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"http://{self.address}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.address}:{self.peer_port}"
 
     @property
     def log(self) -> ServerLog:
@@ -73,21 +77,24 @@ class EtcdCluster:
 
     def __init__(self, host: Host, root: Path, size: int = 3) -> None:
         self.host = host
-        self.binary = etcd_binary()
-        self.members = [
-            EtcdMember(
-                f"etcd{i}",
-                host.make_dir(root / f"etcd{i}"),
-                host.run_dir.claim_port(),
-                host.run_dir.claim_port(),
-            )
-            for i in range(1, size + 1)
-        ]
+        self.binary = etcd_binary(host)
+        self.via = host if networked(host) else None  # health asked from inside the network
+        self._claimed: list[int] = []
+        self.members = [self._member(f"etcd{i}", root) for i in range(1, size + 1)]
+
+    def _member(self, name: str, root: Path) -> EtcdMember:
+        home = self.host.make_dir(root / name)
+        if self.via is not None:
+            return EtcdMember(name, home, name, "0.0.0.0", CLIENT_PORT, PEER_PORT)
+        client, peer = self.host.run_dir.claim_port(), self.host.run_dir.claim_port()
+        self._claimed += [client, peer]
+        address = self.host.client_address
+        return EtcdMember(name, home, address, address, client, peer)
 
     @property
     def endpoints(self) -> list[str]:
         """``host:port`` of every member's client listener (Patroni's ``etcd3.hosts``)."""
-        return [f"127.0.0.1:{m.client_port}" for m in self.members]
+        return [f"{m.address}:{m.client_port}" for m in self.members]
 
     def _argv(self, member: EtcdMember) -> list[str]:
         peers = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
@@ -95,9 +102,9 @@ class EtcdCluster:
             self.binary,
             f"--name={member.name}",
             f"--data-dir={member.root / 'data'}",
-            f"--listen-client-urls={member.client_url}",
+            f"--listen-client-urls=http://{member.listen}:{member.client_port}",
             f"--advertise-client-urls={member.client_url}",
-            f"--listen-peer-urls={member.peer_url}",
+            f"--listen-peer-urls=http://{member.listen}:{member.peer_port}",
             f"--initial-advertise-peer-urls={member.peer_url}",
             f"--initial-cluster={peers}",
             f"--initial-cluster-token={TOKEN}",
@@ -129,11 +136,8 @@ class EtcdCluster:
 
     def healthy(self, member: EtcdMember) -> bool:
         """Whether ``member`` answers and sees a leader (etcd's own /health)."""
-        try:
-            with urllib.request.urlopen(member.client_url + "/health", timeout=1) as resp:
-                return bool(json.load(resp).get("health") == "true")
-        except (OSError, ValueError, urllib.error.URLError):
-            return False
+        answer = http(member.client_url + "/health", self.via, timeout=1)
+        return isinstance(answer.body, dict) and answer.body.get("health") == "true"
 
     def has_quorum(self) -> bool:
         return any(self.healthy(m) for m in self.members if m.running())
@@ -162,5 +166,5 @@ class EtcdCluster:
     def close(self) -> None:
         for member in self.members:
             self.stop_member(member)
-            self.host.run_dir.release_port(member.client_port)
-            self.host.run_dir.release_port(member.peer_port)
+        for port in self._claimed:
+            self.host.run_dir.release_port(port)

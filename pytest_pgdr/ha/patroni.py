@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import time
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,14 +27,14 @@ from pytest_pgdr.ha.base import (
 from pytest_pgdr.ha.etcd import EtcdCluster
 from pytest_pgdr.ha.patroni_config import REST_USER, PatroniOptions, config_path, node_config
 from pytest_pgdr.ha.patroni_node import PatroniNode
-from pytest_pgdr.ha.patroni_rest import RestApi
-from pytest_pgdr.hosts.base import FaultUnsupported
+from pytest_pgdr.ha.patroni_rest import RestApi, networked
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
     from pytest_pgdr.cluster.topology import Topology
 
 PATRONI = "patroni"
+REST_PORT = 8008  # in a container of its own
 POLL = 0.05  # between REST requests
 STREAMING_SQL = (
     "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
@@ -56,12 +54,6 @@ def patroni_binary() -> str:
     return path
 
 
-@cache
-def patroni_version(binary: str) -> str:
-    proc = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip().removeprefix("patroni ") or "unknown"
-
-
 class Patroni:
     """A Patroni cluster of ``members`` nodes on ``topology``'s host and installation."""
 
@@ -71,14 +63,7 @@ class Patroni:
     def __init__(
         self, topology: Topology, members: int = 3, options: PatroniOptions | None = None
     ) -> None:
-        if topology.inst.image:
-            raise FaultUnsupported(
-                "The Patroni cluster manager does not run on the Docker backend yet",
-                "its nodes are local processes; the images carry the packages but the"
-                " containers are not wired as Patroni nodes",
-                "Run the HA drills with --pgdr-backend=local",
-            )
-        self.binary = patroni_binary()
+        self.binary = PATRONI if networked(topology.host) else patroni_binary()
         self.topology = topology
         self.options = options or PatroniOptions()
         self.synchronous = self.options.synchronous_mode
@@ -86,6 +71,8 @@ class Patroni:
         self.etcd = EtcdCluster(topology.host, topology.root / "etcd")
         self.rest_password = Secret(secrets.token_urlsafe(18))
         register_secret(self.rest_password)
+        self._ports: list[int] = []
+        self._version: str | None = None
         self._nodes = [self._new_node(f"patroni{i}") for i in range(1, members + 1)]
         self.bootstrap_seconds: float | None = None
 
@@ -93,8 +80,14 @@ class Patroni:
         topo, host = self.topology, self.topology.host
         root = host.make_dir(topo.root / name)
         host.make_dir(root / "sock")
-        rest_port = host.run_dir.claim_port()
-        rest = RestApi(f"http://{host.client_address}:{rest_port}", REST_USER, self.rest_password)
+        if networked(host):  # a container of its own: the usual port, reached by name
+            rest = (f"0.0.0.0:{REST_PORT}", f"{host.peer_address(name)}:{REST_PORT}")
+            api = RestApi(f"http://{rest[1]}", REST_USER, self.rest_password, via=host)
+        else:
+            rest_port = host.run_dir.claim_port()
+            self._ports.append(rest_port)
+            rest = (f"{host.client_address}:{rest_port}",) * 2
+            api = RestApi(f"http://{rest[1]}", REST_USER, self.rest_password)
         node = PatroniNode(
             name,
             topo.inst,
@@ -102,14 +95,14 @@ class Patroni:
             root,
             host.run_dir.claim_port(),
             topo.credentials,
-            rest,
+            api,
             self.binary,
         )
-        self._ports = [*getattr(self, "_ports", []), rest_port, node.port]
+        self._ports.append(node.port)
         text = node_config(
             self.scope,
             node,
-            rest_port,
+            rest,
             self.etcd.endpoints,
             self.options,
             topo.common_settings(),
@@ -129,8 +122,12 @@ class Patroni:
     def describe(self) -> str:
         sync = "synchronous" if self.synchronous else "asynchronous"
         safe = ", failsafe" if self.options.failsafe_mode else ""
+        if self._version is None:
+            out = self.topology.host.run([self.binary, "--version"], timeout=60).stdout
+            self._version = out.strip().removeprefix("patroni ") or "unknown"
+        version = self._version
         return (
-            f"Patroni {patroni_version(self.binary)} ({sync}{safe}, ttl {self.options.ttl} s)"
+            f"Patroni {version} ({sync}{safe}, ttl {self.options.ttl} s)"
             f" + etcd x{len(self.etcd.members)}"
         )
 
@@ -152,7 +149,7 @@ class Patroni:
             node.crash()
             node.node_host.close()
         self.etcd.close()
-        for port in getattr(self, "_ports", []):
+        for port in self._ports:
             self.topology.host.run_dir.release_port(port)
 
     # the consensus store -----------------------------------------------------------------

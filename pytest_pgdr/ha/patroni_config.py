@@ -74,18 +74,20 @@ def hba(lines: str) -> list[str]:
 def node_config(
     scope: str,
     node: Node,
-    rest_port: int,
+    rest: tuple[str, str],
     etcd_hosts: list[str],
     options: PatroniOptions,
     cluster_settings: dict[str, object],
     rest_password: str,
 ) -> str:
-    """The configuration file of ``node`` (its passwords are the topology's)."""
+    """The configuration file of ``node`` (its passwords are the topology's); ``rest`` is where
+    its REST API listens and how the others reach it (``host:port`` each)."""
     creds = node.credentials
     superuser = {"username": creds.superuser, "password": str(creds.password)}
     replication = {"username": creds.replication_user, "password": str(creds.replication_password)}
-    address = f"{node.host.client_address}:{node.port}"
-    rest = f"{node.host.client_address}:{rest_port}"
+    port = node.host.server_port(node.name, node.port)
+    listen = f"{node.host.listen_addresses()}:{port}"
+    address = f"{node.host.peer_address(node.name)}:{port}"
     local = {k: v for k, v in node.base_settings().items() if k not in NODE_OWN}
     shared = {k: pg_value(v) for k, v in cluster_settings.items() if k not in NODE_OWN}
     config: dict[str, Any] = {
@@ -94,8 +96,8 @@ def node_config(
         "name": node.name,
         "log": {"level": "INFO", "format": "%(asctime)s patroni %(levelname)s: %(message)s"},
         "restapi": {
-            "listen": rest,
-            "connect_address": rest,
+            "listen": rest[0],
+            "connect_address": rest[1],
             "authentication": {"username": REST_USER, "password": rest_password},
         },
         "etcd3": {"hosts": etcd_hosts},
@@ -104,7 +106,7 @@ def node_config(
             "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, {"auth-local": "trust"}],
         },
         "postgresql": {
-            "listen": address,
+            "listen": listen,
             "connect_address": address,
             "data_dir": str(node.datadir),
             "bin_dir": str(node.inst.bindir),

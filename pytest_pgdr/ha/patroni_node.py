@@ -20,6 +20,8 @@ from pytest_pgdr.ha.base import ManagerError
 from pytest_pgdr.ha.etcd import in_dir
 from pytest_pgdr.ha.patroni_config import config_path
 from pytest_pgdr.ha.patroni_procs import NodeHost, postmaster_pid
+from pytest_pgdr.ha.patroni_rest import networked
+from pytest_pgdr.hosts.base import FaultUnsupported
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.credentials import Credentials
@@ -44,6 +46,7 @@ class PatroniNode(Node):
     ) -> None:
         self.node_host = NodeHost(host, root / "data")
         super().__init__(name, inst, self.node_host, root, port, credentials)
+        self.contained = networked(host)  # Patroni is PID 1 of a container of its own
         self.rest = rest
         self.binary = binary
         self.log = ServerLog(root / "patroni.log")  # Patroni's lines and PostgreSQL's
@@ -62,7 +65,10 @@ class PatroniNode(Node):
 
     # processes --------------------------------------------------------------------------
     def is_running(self) -> bool:
-        """Whether this node's PostgreSQL runs (whatever became of Patroni)."""
+        """Whether this node's PostgreSQL runs (whatever became of Patroni); in a container,
+        whether the container runs and holds a postmaster.pid."""
+        if self.contained:
+            return self.manager_running() and (self.datadir / "postmaster.pid").exists()
         return postmaster_pid(self.datadir) is not None
 
     def manager_running(self) -> bool:
@@ -75,7 +81,7 @@ class PatroniNode(Node):
             return
         offset = self.log.offset()
         argv = in_dir(self.root, [self.binary, str(config_path(self))])
-        self.proc = self.host.spawn_server(argv, self.log.path)
+        self.proc = self.host.spawn_server(argv, self.log.path, host_port=self.port)
         if wait:
             poll(
                 lambda: self._healthy(offset),
@@ -124,6 +130,13 @@ class PatroniNode(Node):
     def kill_manager(self) -> None:
         """SIGKILL Patroni's process group only: PostgreSQL, in a session of its own, keeps
         running (and, on the leader, accepting writes) until a new Patroni takes it over."""
+        if self.contained:
+            raise FaultUnsupported(
+                f"Killing Patroni alone on {self.name} is not possible in a container",
+                "Patroni is the container's first process: the container, PostgreSQL with it,"
+                " stops when it dies",
+                "Run this drill on the local backend",
+            )
         if self.proc is not None:
             self.node_host.real.kill_group(self.proc)
             self.proc.wait()
