@@ -1,8 +1,11 @@
 """The Patroni member: three Patroni nodes electing their leader in a three-member etcd.
 
-Everything listens on loopback; every process runs as the server user from a directory under
-the topology, and :meth:`Patroni.close` kills them all (each node whole: Patroni and its
-PostgreSQL). Waits poll the REST API (``GET /primary``, ``/replica``) and the servers.
+Locally everything listens on loopback ports of its own; on a host of containers each etcd
+member and each node is a container on the topology's private network, reached by name on the
+usual ports (the REST API asked from inside that network). Every process runs as the server
+user from a directory under the topology, and :meth:`Patroni.close` kills them all (each node
+whole: Patroni and its PostgreSQL). Waits poll the REST API (``GET /primary``, ``/replica``)
+and the servers.
 """
 
 from __future__ import annotations
