@@ -141,7 +141,7 @@ class BarmanSource:
 
     def restore(self, topology: Topology, target: RecoveryTarget, stopwatch: Stopwatch) -> Restored:
         identity = self.identity()
-        node = topology._new_node(topology._name("sandbox", None))  # TRANSITIONAL: new_node()
+        node = topology.new_node("sandbox")
         check_readable(node.host, self.spec, self.paths())
         wals = self.catalogue / "wals"
         segments = list(segments_in([p.name for p in wals.glob("*/*") if p.is_file()]))

@@ -137,7 +137,7 @@ class PgBackRestSource:
     def restore(self, topology: Topology, target: RecoveryTarget, stopwatch: Stopwatch) -> Restored:
         identity = self.identity()
         item = self.backup()
-        node = topology._new_node(topology._name("sandbox", None))  # TRANSITIONAL: new_node()
+        node = topology.new_node("sandbox")
         check_readable(node.host, self.spec, self.paths())
         segments = self._segments()
         first = str(item.get("archive", {}).get("start", ""))

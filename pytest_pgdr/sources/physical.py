@@ -136,7 +136,7 @@ class BaseBackup:
 
     def restore(self, topology: Topology, target: RecoveryTarget, stopwatch: Stopwatch) -> Restored:
         identity = self.identity()
-        node = topology._new_node(topology._name("sandbox", None))  # TRANSITIONAL: new_node()
+        node = topology.new_node("sandbox")
         check_readable(node.host, self.spec, self.paths())
         segments = archived_segments([p.name for p in self.wal.iterdir()]) if self.wal else []
         first = _first(r"\(file ([0-9A-F]{24})\)", self.small_files().get("backup_label", ""))

@@ -109,7 +109,7 @@ class WalGSource:
 
     def restore(self, topology: Topology, target: RecoveryTarget, stopwatch: Stopwatch) -> Restored:
         identity = self.identity()
-        node = topology._new_node(topology._name("sandbox", None))  # TRANSITIONAL: new_node()
+        node = topology.new_node("sandbox")
         check_readable(node.host, self.spec, self.paths())
         wal_root = self.store / "wal_005"
         names = [p.name for p in wal_root.iterdir()] if wal_root.is_dir() else []
