@@ -34,7 +34,7 @@ pytestmark = pytest.mark.pgdr
 
 RATE = 50  # client commits a second
 PROBE = "pgdr_drill.ha_probe"
-FAILOVER_BUDGET_S = 30.0  # CloudNativePG's slow-setup budget; Patroni's ttl is 6 s here
+FAILOVER_BUDGET_S = 30.0  # CloudNativePG's slow-setup budget; Patroni's ttl is 8 s here
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,15 @@ def fail_over(
     writer.wait_for_acks(RATE // 5, since=writer.clock())
     fault_at = writer.mark_fault()
     fault(old)
-    new = ha.leader(timeout=FAILOVER_BUDGET_S * 2, exclude=old)
+    ha.leader(timeout=FAILOVER_BUDGET_S * 2, exclude=old)
     leader_s = writer.clock() - fault_at
     heal()
     writer.wait_for_acks(1, after=fault_at)
     outage = writer.outage(fault_at)
-    assert assert_single_writer(ha.nodes) is new, "the new leader is not the one writer"
+    # under load a first winner may lose the lock again to a peer (and be rewound): judge the
+    # leader the cluster settled on, which must be the one writer and hold every commit
+    new = ha.leader()
+    assert assert_single_writer(ha.nodes) is new, "the leader is not the one writer"
     lost = writer.lost_commits(new)
     return Trial(leader_s, outage.seconds or 0.0, len(lost), old.name, new.name, outage)
 

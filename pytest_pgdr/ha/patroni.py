@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -43,7 +44,6 @@ STREAMING_SQL = (
     "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
     " AND application_name = ANY(%s)"
 )
-SYNC_SQL = "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')"
 
 
 def patroni_binary() -> str:
@@ -68,7 +68,10 @@ class Patroni:
     ) -> None:
         self.binary = PATRONI if networked(topology.host) else patroni_binary()
         self.topology = topology
-        self.options = options or PatroniOptions()
+        options = options or PatroniOptions()
+        if options.synchronous_node_count is None:
+            options = replace(options, synchronous_node_count=max(members - 1, 1))
+        self.options = options
         self.synchronous = self.options.synchronous_mode
         self.scope = f"pgdr{secrets.token_hex(4)}"
         self.etcd = EtcdCluster(topology.host, topology.root / "etcd")
@@ -191,17 +194,30 @@ class Patroni:
                 return False
             if _scalar(leader, STREAMING_SQL, [names]) != len(others):
                 return False
-            return not self.synchronous or bool(_scalar(leader, SYNC_SQL))
+            return not self.synchronous or self._sync_settled(leader, len(others))
 
         what = f"{', '.join(names)} to stream from {leader.name}"
         poll(
             streaming,
-            what + (" (one synchronously)" if self.synchronous else ""),
+            what + (" (synchronously, as Patroni's sync key says)" if self.synchronous else ""),
             timeout,
             self.log_tail,
             POLL,
         )
         return list(others)
+
+    def _sync_settled(self, leader: Node, replicas: int) -> bool:
+        """The standbys the leader waits for are the ones Patroni may promote (its sync key,
+        shown as ``sync_standby`` in ``GET /cluster``), as many as it is configured for."""
+        wanted = min(self.options.synchronous_node_count or 1, replicas)
+        members = self.cluster().get("members", [])
+        named = {
+            m["name"] for m in members if isinstance(m, dict) and m.get("role") == "sync_standby"
+        }
+        rows = _rows(
+            leader, "SELECT application_name FROM pg_stat_replication WHERE sync_state = 'sync'"
+        )
+        return len(named) >= wanted and named == {r[0] for r in rows}
 
     def switchover(self, candidate: Node | None = None, timeout: float | None = None) -> Node:
         """``POST /switchover`` to the leader; the new leader, once it accepts writes."""
@@ -229,7 +245,7 @@ class Patroni:
     def restart(self, node: Node) -> None:
         node.start()
 
-    def cluster(self) -> dict[str, object]:
+    def cluster(self) -> dict[str, Any]:
         """``GET /cluster`` from the first node that answers."""
         for node in self._nodes:
             answer = node.rest.get("/cluster")
@@ -250,6 +266,13 @@ class Patroni:
     def log_tail(self) -> list[str]:
         lines = [f"{n.name}: {line}" for n in self._nodes for line in n.log.tail(6)]
         return lines + self.etcd.log_tail()
+
+
+def _rows(node: Node, sql: str) -> list[tuple[Any, ...]]:
+    try:
+        return node.query(sql)
+    except psycopg.Error:
+        return []
 
 
 def _scalar(node: Node, sql: str, params: list[Any] | None = None) -> Any:

@@ -26,10 +26,14 @@ NODE_OWN = ("listen_addresses", "port", "cluster_name")  # Patroni sets these it
 class PatroniOptions:
     """What a Patroni cluster promises: how fast it fails over, and what it keeps."""
 
-    ttl: int = 6
+    ttl: int = 8
     loop_wait: int = 1
-    retry_timeout: int = 2
+    retry_timeout: int = 3
     synchronous_mode: bool = False
+    #: how many replicas confirm each commit in synchronous mode (None: every replica, so
+    #: Patroni never swaps one sync standby for another, a swap during which its sync key
+    #: names no standby and no replica may be promoted)
+    synchronous_node_count: int | None = None
     failsafe_mode: bool = False
     use_pg_rewind: bool = True
     maximum_lag_on_failover: int = 1024 * 1024
@@ -51,6 +55,7 @@ class PatroniOptions:
             "retry_timeout": self.retry_timeout,
             "maximum_lag_on_failover": self.maximum_lag_on_failover,
             "synchronous_mode": self.synchronous_mode,
+            "synchronous_node_count": self.synchronous_node_count or 1,
             "failsafe_mode": self.failsafe_mode,
             "postgresql": {
                 "use_pg_rewind": self.use_pg_rewind,
