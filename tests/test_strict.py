@@ -85,3 +85,24 @@ def test_a_missing_docker_extra_makes_the_docker_specs_unavailable(
     assert "pytest-pgdr[docker]" in absent["docker:img:1"]
     local = resolve({}, {}, env={})
     assert unavailable_specs(local, [object()]) == {}
+
+
+HA_DRILL = """
+import pytest
+from pytest_pgdr.ha.base import ManagerUnavailable
+
+@pytest.mark.pgdr
+def test_needs_patroni():
+    raise ManagerUnavailable("Patroni is not installed", "no 'patroni' on PATH", "Install it")
+"""
+
+
+@pytest.mark.parametrize(("ha", "outcome"), [("installed", "skipped"), ("required", "failed")])
+def test_a_missing_ha_stack_fails_strict_mode_only_when_required(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ha: str, outcome: str
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    pytester.makepyfile(HA_DRILL)
+    result = pytester.runpytest("--pgdr", "--pgdr-scenarios=none", f"--pgdr-ha={ha}", "-rs")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*Patroni is not installed*"])

@@ -93,7 +93,11 @@ class ToolError(PgdrError):
 
 class Unavailable(PgdrError):
     """Something the run asked for (a backend, an installation, an image, a tool) is missing:
-    the drill is skipped, or fails in strict mode (``--pgdr-strict``, on when CI is set)."""
+    the drill is skipped, or fails in strict mode (``--pgdr-strict``, on when CI is set).
+    ``component`` names an optional part (``ha``) that strict mode fails on only when the
+    settings require it."""
+
+    component = ""
 
 
 class VersionSkip(PgdrError):

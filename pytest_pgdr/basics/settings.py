@@ -39,6 +39,7 @@ DEFAULT_IMAGES = "pytest-pgdr/pg18:latest,pytest-pgdr/pg15:latest"
 KEEP = ("never", "failed", "always")
 SCENARIOS = ("builtin", "only", "none")
 STRICT = ("on", "off", "auto")
+HA = ("installed", "required")
 NOT_CI = ("", "0", "false", "no", "off")
 SHM = Path("/dev/shm")
 SHM_MIN_FREE = 2 << 30
@@ -182,6 +183,14 @@ OPTIONS = (
     ),
     Option("walg", "none", parse_optional_path, "the wal-g binary for the WAL-G drills"),
     Option(
+        "ha",
+        "installed",
+        parse_choice(HA),
+        "the HA stack (Patroni, etcd, pgbouncer, pgpool-II) for the HA drills: installed (they"
+        " run where it is installed and are skipped, saying so, where it is not) or required"
+        " (a missing program fails in strict mode)",
+    ),
+    Option(
         "ha_trials",
         "3",
         parse_count,
@@ -256,6 +265,7 @@ class Settings:
     scale: float = 1.0
     backup_tool: tuple[str, ...] = ("installed",)
     walg: str | None = None
+    ha: str = "installed"
     ha_trials: int = 3
     patroni_url: tuple[str, ...] = ()
     patroni_dsn: str | None = None
@@ -263,6 +273,12 @@ class Settings:
     source_checks: str | None = None
     strict: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def fails_strictly(self, exc: BaseException) -> bool:
+        """Whether an :class:`Unavailable` ``exc`` fails the drill (strict mode, and the
+        missing thing was asked for) rather than skipping it."""
+        optional = getattr(exc, "component", "") == "ha" and self.ha == "installed"
+        return self.strict and not optional
 
     @property
     def backends(self) -> tuple[str, ...]:

@@ -23,7 +23,10 @@ CAPABILITIES = (AUTO_FAILOVER, DCS, REJOIN)
 
 
 class ManagerUnavailable(Unavailable):
-    """The cluster manager's programs are missing here: a skip, or a failure in strict mode."""
+    """The cluster manager's programs are missing here: a skip, or a failure in strict mode
+    with ``pgdr_ha = required``."""
+
+    component = "ha"
 
 
 class ManagerError(PgdrError):

@@ -51,7 +51,10 @@ SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 
 class PoolerUnavailable(Unavailable):
-    """The pooler's program is not installed here: a skip, or a failure in strict mode."""
+    """The pooler's program is not installed here: a skip, or a failure in strict mode with
+    ``pgdr_ha = required``."""
+
+    component = "ha"
 
 
 class ClientPath(Protocol):

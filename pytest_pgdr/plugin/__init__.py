@@ -305,7 +305,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     settings = item.config.stash[KEY_SETTINGS]
     excinfo = call.excinfo
-    if excinfo is not None and excinfo.errisinstance(Unavailable) and settings.strict:
+    if (
+        excinfo is not None
+        and excinfo.errisinstance(Unavailable)
+        and settings.fails_strictly(excinfo.value)
+    ):
         report.longrepr = f"{excinfo.value}{strict_note(settings)}"
     elif excinfo is not None and excinfo.errisinstance((VersionSkip, Unavailable)):
         report.outcome = "skipped"

@@ -318,7 +318,8 @@ def pgdr_client_path(
     ``pgdr_client_path("pgbouncer", [primary, replica], dbnames=[db])``; kinds are
     ``direct``, ``multihost``, ``pgbouncer`` and ``pgpool`` (``pytest_pgdr.ha.pooler``).
     Each is started, named in the drill's report, and stopped and reaped after the test; a
-    missing pooler program skips (fails in strict mode) naming its Debian package."""
+    missing pooler program skips naming its Debian package (fails in strict mode with
+    ``pgdr_ha = required``)."""
     from pytest_pgdr.ha.pooler import client_path
 
     made: list[ClientPath] = []
