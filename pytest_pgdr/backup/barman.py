@@ -105,7 +105,13 @@ class Barman:
     def os_user(self) -> str:
         """The user Barman runs as, by its name where the tools run (a container's own)."""
         if self._os_user is None:
-            self._os_user = self.run(["id", "-un"], "to name its OS user").stdout.strip()
+            # a quick docker exec now and then returns no output at all (seen here about once
+            # in a thousand runs): ask again rather than write an empty barman_user
+            self._os_user = poll(
+                lambda: self.run(["id", "-un"], "to name its OS user").stdout.strip() or None,
+                "id -un to name the OS user Barman runs as",
+                10,
+            )
         return self._os_user
 
     def write_config(self, node: Node) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.backup.base import segments_in
+from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.sources.base import (
     BackupIdentity,
     Restored,
@@ -147,7 +148,13 @@ class BarmanSource:
         segments = list(segments_in([p.name for p in wals.glob("*/*") if p.is_file()]))
         check_wal_chain(self.spec, identity.label, segments, identity.extra["begin_wal"])
         stopwatch.lap("check backup")
-        user = run_as_server(node.host, ["id", "-un"], "naming the OS user").stdout.strip()
+        user = poll(  # a quick docker exec now and then returns no output: ask again
+            lambda: (
+                run_as_server(node.host, ["id", "-un"], "naming the OS user").stdout.strip() or None
+            ),
+            "id -un to name the OS user Barman runs as",
+            10,
+        )
         config = self.config_copy(topology, user)
         argv = ["barman", "-c", str(config), "recover", self.server, identity.label]
         proc = run_as_server(node.host, [*argv, str(node.datadir)], "barman recover")
