@@ -121,9 +121,12 @@ def test_through_pgbouncer(pgdr, pgdr_client_path):
 """
 
 
-@pytest.mark.parametrize(("strict", "outcome"), [("off", "skipped"), ("on", "failed")])
+@pytest.mark.parametrize(
+    ("strict", "ha", "outcome"),
+    [("off", "required", "skipped"), ("on", "installed", "skipped"), ("on", "required", "failed")],
+)
 def test_the_fixture_skips_a_missing_pooler_or_fails_in_strict_mode(
-    pytester: pytest.Pytester, strict: str, outcome: str
+    pytester: pytest.Pytester, strict: str, ha: str, outcome: str
 ) -> None:
     pytester.makeconftest(CONFTEST_WITHOUT_POOLERS)
     pytester.makepyfile(test_drill=DRILL_THROUGH_PGBOUNCER)
@@ -131,6 +134,7 @@ def test_the_fixture_skips_a_missing_pooler_or_fails_in_strict_mode(
         "--pgdr",
         "--pgdr-scenarios=none",
         f"--pgdr-strict={strict}",
+        f"--pgdr-ha={ha}",
         "-rsf",
         "-p",
         "no:cacheprovider",
