@@ -34,7 +34,7 @@ pytestmark = pytest.mark.pgdr
 
 RATE = 50  # client commits a second
 PROBE = "pgdr_drill.ha_probe"
-FAILOVER_BUDGET_S = 30.0  # CloudNativePG's slow-setup budget; Patroni's ttl is 8 s here
+FAILOVER_BUDGET_S = 30.0  # CloudNativePG's slow-setup budget; Patroni's ttl is 10 s here
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,17 @@ def fail_over(
     assert assert_single_writer(ha.nodes) is new, "the leader is not the one writer"
     lost = writer.lost_commits(new)
     return Trial(leader_s, outage.seconds or 0.0, len(lost), old.name, new.name, outage)
+
+
+def heal_once_followed(ha: ClusterManager, faults_started: list[faults.Fault]) -> None:
+    """Heal the fault once a replica streams from the new leader: a leader that just promoted
+    is at its most fragile, and the old one must come back to a settled cluster."""
+    leader = ha.leader()
+    leader.poll_query(
+        "SELECT count(*) > 0 FROM pg_stat_replication WHERE state = 'streaming'",
+        f"a replica to stream from the new leader {leader.name}",
+    )
+    faults_started[0].stop()
 
 
 def rejoin(ha: ClusterManager, old: Node, new: Node) -> None:
@@ -160,7 +171,7 @@ def test_leader_frozen_sync_mode_is_replaced_and_demoted(
             ha,
             writer,
             lambda node: frozen.append(faults.freeze(node).start()),
-            lambda: frozen[0].stop(),
+            lambda: heal_once_followed(ha, frozen),
         )
         rto.lap("new leader, old thawed, first write")
         old, new = _node(ha, trial.old), _node(ha, trial.new)
@@ -184,7 +195,10 @@ def test_leader_partitioned_from_etcd_and_peers(
     with writer:
         pgdr_measure.declare_disaster()
         trial = fail_over(
-            ha, writer, lambda n: cut.append(faults.partition(n).start()), lambda: cut[0].stop()
+            ha,
+            writer,
+            lambda n: cut.append(faults.partition(n).start()),
+            lambda: heal_once_followed(ha, cut),
         )
         ha.wait_replicas(_node(ha, trial.new))
     record_trials(pgdr_measure, [trial])

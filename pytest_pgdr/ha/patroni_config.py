@@ -26,9 +26,9 @@ NODE_OWN = ("listen_addresses", "port", "cluster_name")  # Patroni sets these it
 class PatroniOptions:
     """What a Patroni cluster promises: how fast it fails over, and what it keeps."""
 
-    ttl: int = 8
+    ttl: int = 10
     loop_wait: int = 1
-    retry_timeout: int = 3
+    retry_timeout: int = 4
     synchronous_mode: bool = False
     #: how many replicas confirm each commit in synchronous mode (None: every replica, so
     #: Patroni never swaps one sync standby for another, a swap during which its sync key

@@ -235,7 +235,7 @@ def pgdr_ha(
 
 @pytest.fixture
 def pgdr_patroni(pgdr_ha: Callable[..., ClusterManager]) -> ClusterManager:
-    """A running three-node Patroni cluster (asynchronous, ttl 8 s) on etcd."""
+    """A running three-node Patroni cluster (asynchronous, ttl 10 s) on etcd."""
     return pgdr_ha("patroni")
 
 
