@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from pytest_pgdr import Measurement, Node, Writer, assert_same, faults, fingerprint
+from pytest_pgdr import Measurement, Node, WaitTimeout, Writer, assert_same, faults, fingerprint
 from pytest_pgdr.drill.ledger import Outage
 from pytest_pgdr.drill.splitbrain import assert_single_writer
 from pytest_pgdr.drill.teamdata import TeamData, ledger_table
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.pgdr
 
 RATE = 50  # client commits a second
 PROBE = "pgdr_drill.ha_probe"
+SYNC_KEY_STUCK = "Synchronous replication key updated by someone else"
 FAILOVER_BUDGET_S = 30.0  # CloudNativePG's slow-setup budget; Patroni's ttl is 10 s here
 
 
@@ -78,6 +79,20 @@ def fail_over(
     assert assert_single_writer(ha.nodes) is new, "the leader is not the one writer"
     lost = writer.lost_commits(new)
     return Trial(leader_s, outage.seconds or 0.0, len(lost), old.name, new.name, outage)
+
+
+def settled_after_thaw(ha: ClusterManager, leader: Node) -> None:
+    """Every replica streams from ``leader`` again, synchronously as Patroni's key says.
+
+    Seen on the Docker backend with Patroni 3.0.2: after ``docker unpause`` of the old leader,
+    the new one fails every loop to write its sync key ("updated by someone else"), so its
+    key never names the standbys PostgreSQL waits for: reported as an expected failure."""
+    try:
+        ha.wait_replicas(leader)
+    except WaitTimeout as exc:
+        if any(SYNC_KEY_STUCK in line for line in exc.log_lines):
+            pytest.xfail(f"Patroni cannot write its sync key after the thaw: {SYNC_KEY_STUCK}")
+        raise
 
 
 def heal_once_followed(ha: ClusterManager, faults_started: list[faults.Fault]) -> None:
@@ -175,7 +190,7 @@ def test_leader_frozen_sync_mode_is_replaced_and_demoted(
         )
         rto.lap("new leader, old thawed, first write")
         old, new = _node(ha, trial.old), _node(ha, trial.new)
-        ha.wait_replicas(new)  # the thawed node demoted itself and streams from the new leader
+        settled_after_thaw(ha, new)  # the thawed node demoted itself and streams from it
         rto.stop("old leader demoted and streaming")
     record_trials(pgdr_measure, [trial])
     assert old.in_recovery()

@@ -207,8 +207,8 @@ class Patroni:
         return list(others)
 
     def _sync_settled(self, leader: Node, replicas: int) -> bool:
-        """The standbys the leader waits for are the ones Patroni may promote (its sync key,
-        shown as ``sync_standby`` in ``GET /cluster``), as many as it is configured for."""
+        """The leader waits for as many standbys as configured, and the ones Patroni may
+        promote (its sync key, ``sync_standby`` in ``GET /cluster``) are among them."""
         wanted = min(self.options.synchronous_node_count or 1, replicas)
         members = self.cluster().get("members", [])
         named = {
@@ -217,7 +217,8 @@ class Patroni:
         rows = _rows(
             leader, "SELECT application_name FROM pg_stat_replication WHERE sync_state = 'sync'"
         )
-        return len(named) >= wanted and named == {r[0] for r in rows}
+        synced = {r[0] for r in rows}
+        return len(synced) >= wanted and bool(named) and named <= synced
 
     def switchover(self, candidate: Node | None = None, timeout: float | None = None) -> Node:
         """``POST /switchover`` to the leader; the new leader, once it accepts writes."""
