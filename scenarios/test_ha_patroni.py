@@ -84,9 +84,9 @@ def fail_over(
 def settled_after_thaw(ha: ClusterManager, leader: Node) -> None:
     """Every replica streams from ``leader`` again, synchronously as Patroni's key says.
 
-    Seen on the Docker backend with Patroni 3.0.2: after ``docker unpause`` of the old leader,
-    the new one fails every loop to write its sync key ("updated by someone else"), so its
-    key never names the standbys PostgreSQL waits for: reported as an expected failure."""
+    Seen here with Patroni 3.0.2 (on both backends, not every time): once the old leader is
+    thawed, the new one fails every loop to write its sync key ("updated by someone else"), so
+    the key never names the standbys PostgreSQL waits for: reported as an expected failure."""
     try:
         ha.wait_replicas(leader)
     except WaitTimeout as exc:
