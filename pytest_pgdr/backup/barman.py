@@ -3,8 +3,7 @@
 Barman runs as the server OS user (``barman_user``) with its home, lock and log under the
 topology's run directory. WAL reaches it the way Barman documents for ``archiver = on``:
 the server's ``archive_command`` copies each segment into Barman's incoming directory and
-``barman archive-wal`` (what ``barman cron`` runs) files it into the catalogue.
-``barman-wal-archive`` would do the same through SSH, which a single machine does not need.
+``barman archive-wal`` (what ``barman cron`` runs) files it into the catalogue (no SSH).
 Connections go over TCP with the topology's pgpass file: no password is in the config.
 """
 
@@ -105,13 +104,10 @@ class Barman:
     def os_user(self) -> str:
         """The user Barman runs as, by its name where the tools run (a container's own)."""
         if self._os_user is None:
-            # a quick docker exec now and then returns no output at all (seen here about once
-            # in a thousand runs): ask again rather than write an empty barman_user
-            self._os_user = poll(
-                lambda: self.run(["id", "-un"], "to name its OS user").stdout.strip() or None,
-                "id -un to name the OS user Barman runs as",
-                10,
-            )
+            # a quick docker exec may return no output (about 1 in 1000): ask again
+            ask = ["id", "-un"]
+            named = lambda: self.run(ask, "to name its OS user").stdout.strip() or None  # noqa: E731
+            self._os_user = poll(named, "id -un to name the OS user Barman runs as", 10)
         return self._os_user
 
     def write_config(self, node: Node) -> None:
@@ -259,8 +255,7 @@ class Barman:
     def segments(self) -> list[str]:
         """The WAL segments in Barman's catalogue, read from its directory (no barman run)."""
         wals = self.home / SERVER / "wals"
-        names = [p.name for p in wals.glob("*/*") if p.is_file()] if wals.is_dir() else []
-        return list(segments_in(names))
+        return list(segments_in([p.name for p in wals.glob("*/*") if p.is_file()]))
 
     def _show(self, row: Mapping[str, Any]) -> ToolBackup:
         bid = str(row["backup_id"])
