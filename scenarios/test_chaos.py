@@ -180,7 +180,7 @@ def test_wal_disk_full_then_relief_loses_no_acknowledged_commit(
             assert primary.log.grep(GAVE_UP, offset), primary.log.tail(30, offset)
             down_at = writer.clock()
         rto.lap("relief")  # the filler is gone: the WAL tmpfs has room again
-        assert primary.host.wal_space(primary.name)[1] > 64 << 20  # type: ignore[attr-defined]
+        assert primary.host.wal_space(primary.name)[1] >= 32 << 20  # type: ignore[attr-defined]
         primary.start()  # explicit restart: crash recovery from the WAL kept on the tmpfs
         rto.lap("restart and crash recovery")
         writer.wait_for_acks(1, after=down_at)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_sources_integration import backups_dir, digest, run_team_repo, team_primary
+from test_sources_integration import backups_dir, digest, local_tools, run_team_repo, team_primary
 
 from pytest_pgdr import Topology
 
@@ -58,8 +58,9 @@ def archive_with_gap(pgdr: Topology, out: Path) -> tuple[Path, Path, str]:
 
 
 def test_each_damaged_backup_fails_with_its_reason(
-    pytester: pytest.Pytester, pgdr: Topology
+    pytester: pytest.Pytester, local_tools: Topology
 ) -> None:
+    pgdr = local_tools
     out = backups_dir(pgdr)
     base, wal, gone = archive_with_gap(pgdr, out)
     node = pgdr.primary(name="dumps", archive=False)
@@ -104,3 +105,6 @@ def test_each_damaged_backup_fails_with_its_reason(
     for name, words in expected.items():
         assert words in reasons[name], f"{name}: {reasons[name]}"
     assert "backup base" in reasons["gap"] or str(base) in reasons["gap"]
+
+
+__all__ = ["local_tools"]  # the fixture, imported for pytest to find
