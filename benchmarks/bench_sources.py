@@ -72,7 +72,9 @@ def by_hand(topo: Topology, kind: str, source: Path, wal: Path, run: int) -> flo
         f" kill -0 $(cat {work}/pid) || {{ tail {work}/log; exit 1; }}; sleep 0.003; done"
     )
     if kind == "dump":
-        prepare = f"{b}/initdb -D {data} -U postgres -A trust --no-sync >/dev/null"
+        # with data checksums, as the sandbox's template has them (and PostgreSQL 18's initdb
+        # by default): hint bits set while indexes are built are then WAL-logged on both sides
+        prepare = f"{b}/initdb -D {data} -U postgres -A trust -k --no-sync >/dev/null"
         topo.host.run(["bash", "-c", prepare])
         timed = (
             f"{start}\n{wait}\n{psql} 'CREATE DATABASE app'\n"
