@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pgdr import Measurement, Node, Topology, assert_same, fingerprint
-from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
+from pytest_pgdr import Measurement, Topology, assert_same, fingerprint
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_rows, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
 BEFORE, AFTER = 40, 25  # marker commits on timeline 1, then on timeline 2
-
-
-def markers(node: Node, ledger: str, dbname: str) -> int:
-    return int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=dbname))
 
 
 def test_standby_of_a_standby_follows_the_promotion(
@@ -54,7 +50,7 @@ def test_standby_of_a_standby_follows_the_promotion(
     assert b.in_recovery(), "B stays a standby"
     # a standby shows a sequence's WAL-logged value, up to 32 ahead of the primary's
     assert_same(got_a, got_b, "the cascading standby after A's promotion", sequences="at_least")
-    assert markers(b, ledger, db) == BEFORE + AFTER
+    assert ledger_rows(b, ledger, db) == BEFORE + AFTER
     assert (
         b.scalar(f"SELECT count(*) FROM {ledger} WHERE id = ANY(%s)", [before + after], dbname=db)
         == BEFORE + AFTER

@@ -21,7 +21,7 @@ import pytest
 
 from pytest_pgdr import Measurement, Node, Topology, assert_same, fingerprint
 from pytest_pgdr.basics.wait import poll
-from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_rows, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
@@ -39,10 +39,6 @@ def refused_line(major: int) -> str:
     if major >= 18:  # the walsender refuses the invalidated slot before reading any WAL
         return rf'can no longer access replication slot "{SLOT}"'
     return r"requested WAL segment [0-9A-F]{24} has already been removed"
-
-
-def markers(node: Node, ledger: str, dbname: str) -> int:
-    return int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=dbname))
 
 
 def outrun_the_slot(primary: Node, dbname: str) -> list[int]:
@@ -77,7 +73,7 @@ def lose_the_slot(pgdr: Topology, data: TeamData, archive: bool) -> LostSlot:
     standby = pgdr.replica(primary, name="standby")
     pgdr.wait_caught_up(primary, standby)
     assert primary.scalar(WAL_STATUS, [SLOT]) == "reserved"
-    before = markers(standby, ledger, db)
+    before = ledger_rows(standby, ledger, db)
     standby.stop()
 
     offset = primary.log.offset()
@@ -109,7 +105,7 @@ def test_lost_slot_standby_is_rebuilt(
         log_tail=lambda: standby.log.tail(20, standby_offset),
     )
     rto.lap("refused by the primary")
-    assert markers(standby, ledger, db) == before, "the standby got WAL the primary removed"
+    assert ledger_rows(standby, ledger, db) == before, "the standby got WAL the primary removed"
     assert standby.lsn("replay") < primary.lsn()
     standby.stop()
     pgdr.rebuild(standby, primary)
@@ -122,7 +118,8 @@ def test_lost_slot_standby_is_rebuilt(
     assert_same(expected, actual, "the rebuilt standby")
     present = standby.query(f"SELECT id FROM {ledger} WHERE id = ANY(%s)", [written], dbname=db)
     pgdr_measure.record_rpo(lost_commits=len(written) - len(present))
-    assert markers(standby, ledger, db) == before + len(written) == markers(primary, ledger, db)
+    expected = before + len(written)
+    assert ledger_rows(standby, ledger, db) == expected == ledger_rows(primary, ledger, db)
     assert primary.scalar(WAL_STATUS, [SLOT]) == "reserved", "the new slot holds WAL again"
     pgdr_measure.record("primary", lost.invalidated)
     pgdr_measure.record("standby", refused[0].split("FATAL:", 1)[-1].strip())
@@ -155,8 +152,8 @@ def test_lost_slot_standby_catches_up_from_the_archive(
     assert any(last in line for line in restored), f"{last} not restored from the archive"
     # a sequence replayed from WAL stands at its last logged value (up to 32 ahead)
     assert_same(expected, actual, "the standby caught up from the archive", sequences="at_least")
-    present = markers(standby, lost.ledger, db)
+    present = ledger_rows(standby, lost.ledger, db)
     pgdr_measure.record_rpo(lost_commits=lost.before + len(lost.written) - present)
-    assert present == lost.before + len(lost.written) == markers(primary, lost.ledger, db)
+    assert present == lost.before + len(lost.written) == ledger_rows(primary, lost.ledger, db)
     pgdr_measure.record("primary", lost.invalidated)
     pgdr_measure.record("segments restored from the archive", len(restored))

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pgdr import Measurement, Node, RecoveryTarget, Topology, assert_same, fingerprint
-from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
+from pytest_pgdr import Measurement, RecoveryTarget, Topology, assert_same, fingerprint
+from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_rows, ledger_table
 
 pytestmark = pytest.mark.pgdr
 
 INSPECT = {"archive_mode": "off"}  # restores that are only inspected stay out of the archive
 FIRST, SECOND, THIRD = 30, 20, 10  # marker commits: before the xid, before the name, after
-
-
-def markers(node: Node, ledger: str, dbname: str) -> int:
-    return int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=dbname))
 
 
 def test_backup_from_standby_restores_like_one_from_the_primary(
@@ -74,7 +70,7 @@ def test_backup_from_standby_restores_like_one_from_the_primary(
 
     for (source, key), node in nodes.items():
         _, rows, expected = targets[key]
-        assert markers(node, ledger, db) == rows, f"{source} to {key}: marker rows"
+        assert ledger_rows(node, ledger, db) == rows, f"{source} to {key}: marker rows"
         assert_same(expected, prints[source, key], f"{source} to {key}", sequences="at_least")
         assert node.timeline() == 2
     assert_same(prints["from_primary", "name"], prints["from_standby", "name"], "both backups")

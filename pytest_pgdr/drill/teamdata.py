@@ -307,6 +307,11 @@ def ledger_table(node: Node, dbname: str) -> str:
     return f"{DRILL_SCHEMA}.writes"
 
 
+def ledger_rows(node: Node, ledger: str, dbname: str) -> int:
+    """How many commits the ledger table ``ledger`` holds on ``node``."""
+    return int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=dbname))
+
+
 def app_write(node: Node, dbname: str, count: int = 1) -> list[int]:
     """``count`` acknowledged commits, one transaction each, into the drills' writes table;
     their ids (the client-side ledger a drill checks after recovery)."""
