@@ -15,6 +15,7 @@ from pytest_pgdr.drill.dataset import (
     RUNBOOK_EMPLOYEES,
     Dataset,
     Statement,
+    chunks,
     faker_pool,
 )
 
@@ -89,17 +90,23 @@ def test_every_placeholder_has_a_parameter() -> None:
 
 
 def test_schema_has_the_objects_drills_rely_on() -> None:
-    schema = Dataset().statements()[0].sql
-    for needle in (
-        "REFERENCES users (id)",
-        "CREATE INDEX orders_user_id_idx",
-        "CHECK (salary > 0)",
-        "id serial PRIMARY KEY",
-        "id bigserial PRIMARY KEY",
-        "content oid NOT NULL",
-    ):
+    statements = Dataset().statements()
+    schema, constraints = statements[0].sql, statements[-1].sql
+    for needle in ("CHECK (salary > 0)", "id serial NOT NULL", "content oid NOT NULL"):
         assert needle in schema
-    assert "lo_from_bytea" in Dataset().statements()[-1].sql
+    for needle in (
+        "orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id)",
+        "CREATE INDEX orders_user_id_idx",
+        "employees_pkey PRIMARY KEY (id)",
+        "users_email_key UNIQUE (email)",
+    ):
+        assert needle in constraints  # added after the rows, as pg_restore does
+    assert "lo_from_bytea" in statements[-2].sql
+
+
+def test_orders_load_in_chunks_that_cover_every_row() -> None:
+    assert chunks(2_500_000) == [(1, 1_000_000), (1_000_001, 2_000_000), (2_000_001, 2_500_000)]
+    assert chunks(3) == [(1, 3)]
 
 
 def test_runbook_rows_come_first() -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from pytest_pgdr.basics.errors import VersionSkip
 from pytest_pgdr.hosts import base
+from pytest_pgdr.hosts.docker import shared
+from pytest_pgdr.hosts.docker.engine import DockerError
 from pytest_pgdr.hosts.local import LocalHost
 from pytest_pgdr.hosts.osuser import resolve_os_user
 from pytest_pgdr.hosts.procs import process_state
@@ -90,3 +92,34 @@ def test_local_freeze_thaw_and_reap(tmp_path: Path) -> None:
             p.kill()
             p.wait()
         run.close()
+
+
+def test_an_engine_that_does_not_see_this_machines_files_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared, "_checked", set())
+
+    def elsewhere(argv: list[str]) -> str:
+        return f"cat: {argv[-1]}: No such file or directory"
+
+    with pytest.raises(DockerError) as info:
+        shared.check_engine_sees(tmp_path, elsewhere)
+    text = str(info.value)
+    assert "does not see this machine's files" in text
+    assert "No such file or directory" in text and "docs/scale.md" in text
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+
+
+def test_an_engine_that_sees_this_machines_files_is_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared, "_checked", set())
+    reads: list[list[str]] = []
+
+    def here(argv: list[str]) -> str:
+        reads.append(argv)
+        return "" if len(reads) == 1 else Path(argv[-1]).read_text()  # one lost output
+
+    shared.check_engine_sees(tmp_path, here)
+    shared.check_engine_sees(tmp_path, here)
+    assert len(reads) == 2

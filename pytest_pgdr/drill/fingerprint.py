@@ -1,8 +1,8 @@
 """Fingerprints of a database: what a drill compares to prove recovered data is exact.
 
 Each table's rows (partitions, not their partitioned parents, which hold no rows of their own;
-materialized views too) are digested in one sequential scan with constant memory: the per-row md5
-is split into two 64-bit halves and each half is summed (modulo 2^64). A sum is
+materialized views too) are digested in one sequential scan with constant memory: each row's
+text form gets two 64-bit hashes, and each is summed (modulo 2^64): 128 bits in all. A sum is
 order-independent and, unlike xor, counts duplicate rows. Tables are digested in parallel on
 ``jobs`` connections. Sequences, constraints, indexes, columns (types, NOT NULL, defaults,
 generated columns) and every other schema object (see :mod:`~pytest_pgdr.drill.catalog`)
@@ -39,16 +39,21 @@ INDEXES_SQL = """
 SELECT format('%I.%I', schemaname, indexname), indexdef FROM pg_indexes
 WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1
 """
-# the digest of a bag of md5 hex strings ``h``: count, then the sums of both 64-bit halves
+# The digest of a bag of texts ``x``: the count, then the sums of four signed 32-bit pieces of
+# two 64-bit hashes (hashtextextended with seeds 0 and 1: the hash partitioning uses, the same
+# on every major since 11). Summing int4 keeps bigint accumulators (sum(bigint) would go through
+# numeric, twice as slow); Python folds the pieces into two 64-bit halves.
+HASHES = "hashtextextended(x, 0) AS a, hashtextextended(x, 1) AS b"
 DIGEST_COLUMNS = (
-    "count(*), sum(('x' || substr(h, 1, 16))::bit(64)::bigint),"
-    " sum(('x' || substr(h, 17, 16))::bit(64)::bigint)"
+    "count(*), sum((a >> 32)::int4), sum(((a << 32) >> 32)::int4),"
+    " sum((b >> 32)::int4), sum(((b << 32) >> 32)::int4)"
 )
 LARGE_OBJECTS_SQL = f"""
 SELECT (SELECT count(*) FROM pg_largeobject_metadata), {DIGEST_COLUMNS.split(", ", 1)[1]}
-FROM (SELECT md5('lo ' || oid) AS h FROM pg_largeobject_metadata
+FROM (SELECT {HASHES} FROM (
+      SELECT 'lo ' || oid AS x FROM pg_largeobject_metadata
       UNION ALL
-      SELECT md5(loid || ':' || pageno || ':' || md5(data)) FROM pg_largeobject) s
+      SELECT loid || ':' || pageno || ':' || md5(data) FROM pg_largeobject) r) s
 """
 EMPTY_DIGEST = "0" * 32  # what an empty table digests to
 UNPOPULATED = "unpopulated materialized view"
@@ -62,8 +67,10 @@ class TablePrint:
 
 
 def _digest(row: tuple[Any, ...]) -> TablePrint:
-    count, high, low = row
-    return TablePrint(int(count), f"{int(high or 0) & MASK64:016x}{int(low or 0) & MASK64:016x}")
+    count, *pieces = (int(v or 0) for v in row)
+    high = (pieces[0] << 32) + pieces[1]
+    low = (pieces[2] << 32) + pieces[3]
+    return TablePrint(count, f"{high & MASK64:016x}{low & MASK64:016x}")
 
 
 @dataclass
@@ -145,7 +152,9 @@ def table_print(node: Node, table: str, dbname: str = "postgres") -> TablePrint:
 
 
 def _table_sql(table: str) -> str:
-    return f"SELECT {DIGEST_COLUMNS} FROM (SELECT md5(t::text) AS h FROM {table} t) s"  # noqa: S608
+    # OFFSET 0 keeps the row's text form computed once for both hashes
+    rows = f"SELECT t::text AS x FROM {table} t OFFSET 0"  # noqa: S608
+    return f"SELECT {DIGEST_COLUMNS} FROM (SELECT {HASHES} FROM ({rows}) r) s"  # noqa: S608
 
 
 def fingerprint(node: Node, dbname: str = "postgres", jobs: int = 2) -> Fingerprint:

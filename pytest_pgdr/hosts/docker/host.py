@@ -45,6 +45,7 @@ from pytest_pgdr.hosts.docker.labels import (
 from pytest_pgdr.hosts.docker.names import DOCKER_HBA, _node_name, _port_taken, _slug
 from pytest_pgdr.hosts.docker.probe import _image_attrs
 from pytest_pgdr.hosts.docker.process import SERVER_PORT, ContainerProcess, container_of
+from pytest_pgdr.hosts.docker.shared import check_engine_sees
 from pytest_pgdr.hosts.docker.toolbox import Toolbox
 from pytest_pgdr.hosts.docker.wal import WalLimit, WalLimits
 from pytest_pgdr.hosts.osuser import OsUser
@@ -87,6 +88,11 @@ class DockerHost(LocalFiles, WalLimits):
             self.close()
             raise
         self.toolbox = Toolbox(self.api, self.toolbox_id, self.prefix)
+        try:
+            check_engine_sees(root, self._toolbox_output)
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<DockerHost {self.prefix} {self.image} nodes={sorted(self.processes)}>"
@@ -137,13 +143,16 @@ class DockerHost(LocalFiles, WalLimits):
             env=self.base_env(),
         )
 
+    def _toolbox_output(self, argv: list[str]) -> str:
+        proc = self.toolbox.run(argv, {})
+        return proc.stdout or proc.stderr
+
     def _start_toolbox(self) -> str:
         box = self._container(
             f"{self.prefix}-toolbox", ["sleep"], ["infinity"], "toolbox", "toolbox"
         )
         return start_box(box)
 
-    # servers ----------------------------------------------------------------------------
     # servers ----------------------------------------------------------------------------
     def spawn_server(
         self, argv: Sequence[str], log_path: Path, host_port: int = 0
