@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -23,11 +24,11 @@ from pytest_pgdr.drill.measure import Measurement
 from pytest_pgdr.report.data import (
     DrillResult,
     build,
-    junit_properties,
     load_history,
     with_current,
 )
 from pytest_pgdr.report.html import render
+from pytest_pgdr.report.junit import junit_properties
 from pytest_pgdr.report.svg import nice_ceiling
 from pytest_pgdr.report.text import summary_lines
 
@@ -248,6 +249,27 @@ def test_json_report_and_junit_properties() -> None:
     assert props["pgdr_rto_s"] == 2.1 and props["pgdr_phase_replay_s"] == 1.5
     assert props["pgdr_restore_throughput_bytes_per_s"] == 2 * 2**30
     assert (props["pgdr_budget_rto_s"], props["pgdr_verdict"]) == (3.0, "pass")
+
+
+def test_recorded_values_reach_junit_and_the_html() -> None:
+    data = {
+        "values": {
+            "backup": {"label": "20261122T0200F", "stop_lsn": "0/5000100", "tool": ""},
+            "checks": {"orders": "ok: 3000 rows (at least 1000)"},
+            "replayed to": "0/6000000",
+        }
+    }
+    props = dict(junit_properties(data))
+    assert props["pgdr_backup_label"] == "20261122T0200F"
+    assert props["pgdr_checks_orders"] == "ok: 3000 rows (at least 1000)"
+    assert props["pgdr_replayed_to"] == "0/6000000"
+    assert "pgdr_backup_tool" not in props  # empty values are left out
+    started = datetime(2026, 1, 2, tzinfo=UTC)
+    result = drill("s/t.py::test_nightly[pg15-system]")
+    result = dataclasses.replace(result, data={**result.data, **data})
+    page = render(build([result], {}, started, started, 0))
+    assert "Recorded: the backup, the checks" in page
+    assert "backup stop_lsn</td><td>0/5000100" in page
 
 
 def test_history_skips_foreign_files_and_counts_this_run_once(tmp_path: Path) -> None:

@@ -328,7 +328,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _note_kept(item, report)
     measurement = item.stash.get(KEY_MEASURE, None)
     if measurement is not None and report.when == "call":
-        from pytest_pgdr.report.data import junit_properties
+        from pytest_pgdr.report.junit import junit_properties
 
         _fill_context(item, measurement)
         data = measurement.as_dict()

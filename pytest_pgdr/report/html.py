@@ -14,6 +14,7 @@ from typing import Any
 from pytest_pgdr.basics.units import format_bytes, format_duration
 from pytest_pgdr.report.first_screen import CSS as FIRST_CSS
 from pytest_pgdr.report.first_screen import first_screen
+from pytest_pgdr.report.junit import flat_values
 from pytest_pgdr.report.svg import BAD, MUTED, OK, timeline_svg
 from pytest_pgdr.report.text import drill_names, figure_text, outage_text, rpo_text
 from pytest_pgdr.report.trends import trends_section
@@ -197,6 +198,7 @@ def _drill(d: Mapping[str, Any], index: int) -> str:
         _figures(d),
         timeline_svg(d),
         _checks(d),
+        _values(d),
         _lost(d),
         _logs(d),
         _message(d),
@@ -254,6 +256,19 @@ def _checks(d: Mapping[str, Any]) -> str:
         "<details open><summary>Budget: measured vs allowed</summary><table class=checks>"
         "<tr><th>figure</th><th>measured</th><th>allowed</th><th></th></tr>"
         f"{''.join(rows)}</table></details>"
+    )
+
+
+def _values(d: Mapping[str, Any]) -> str:
+    pairs = flat_values(d.get("values") or {})
+    if not pairs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(value)}</td></tr>" for name, value in pairs
+    )
+    return (
+        "<details open><summary>Recorded: the backup, the checks</summary>"
+        f"<table class=checks>{rows}</table></details>"
     )
 
 
