@@ -100,3 +100,31 @@ def test_restore_carries_the_source_servers_settings(pgdr: Topology, tool: Backu
     made = tool.backup(primary)
     node = tool.restore(made, RecoveryTarget.immediate(), settings={"archive_mode": "off"})
     assert node.scalar("SHOW max_connections") == "100"
+
+
+def test_a_tablespace_restores_into_the_new_nodes_own_directory(
+    pgdr: Topology, tool: BackupTool
+) -> None:
+    """By default pgBackRest and Barman put a tablespace back where the backup found it: on
+    this machine, the live primary's own directory. Each restore must get its own copy."""
+    primary = pgdr.primary()
+    tool.attach(primary)
+    where = pgdr.host.make_dir(pgdr.root / "team_ts")
+    primary.query(f"CREATE TABLESPACE team_ts LOCATION '{where}'")
+    primary.query(
+        "CREATE TABLE t TABLESPACE team_ts AS SELECT g AS id FROM generate_series(1, 500) g"
+    )
+    made = tool.backup(primary)
+    before = sorted(p.relative_to(where) for p in where.rglob("*"))
+    node = tool.restore(made, RecoveryTarget.immediate(), settings={"archive_mode": "off"})
+    located = str(
+        node.scalar(
+            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'team_ts'"
+        )
+    )
+    assert located != str(where) and located.startswith(str(node.root)), located
+    assert rows(node) == 500
+    node.query("INSERT INTO t SELECT generate_series(501, 600)")  # the copy is the node's own
+    primary.query("CHECKPOINT")
+    assert rows(primary) == 500
+    assert sorted(p.relative_to(where) for p in where.rglob("*")) == before

@@ -22,6 +22,7 @@ from pytest_pgdr.backup.barman_cli import (
     PROGRAM,
     missing,
     parse_backup,
+    tablespace_options,
     target_options,
 )
 from pytest_pgdr.backup.base import (
@@ -35,7 +36,7 @@ from pytest_pgdr.backup.base import (
     segments_in,
     tool_lines,
 )
-from pytest_pgdr.backup.restore import restore_through
+from pytest_pgdr.backup.restore import choose, restore_through
 from pytest_pgdr.backup.restore import wait_archived as wait_server_archived
 from pytest_pgdr.basics.errors import ConfigError
 from pytest_pgdr.basics.wait import poll
@@ -351,11 +352,11 @@ class Barman:
     ) -> None:
         if delta:
             raise ConfigError("Barman has no delta restore into an existing data directory")
-        bid = backup.id if backup else "latest"
-        if backup is not None and self.verify_before_restore:
+        backup = backup or choose(self.info(), None)
+        if self.verify_before_restore:
             self._verify_one(backup, ("verify-backup",))  # recover itself needs every WAL
-        options = target_options(target)
-        args = self.barman("recover", *options, SERVER, bid, str(node.datadir))
+        options = target_options(target) + tablespace_options(backup, node.root / "tablespaces")
+        args = self.barman("recover", *options, SERVER, backup.id, str(node.datadir))
         proc = self.run(args, f"recover into {node.name}", check=False)
         if proc.returncode != 0:
             raise self.run.failure(
@@ -383,18 +384,6 @@ class Barman:
                 "Check tool.capabilities for 'delta' before asking for one",
             )
         return restore_through(
-            "Barman",
-            self.topology,
-            self.info,
-            self.restore_files,
-            self.wal_settings,
-            backup,
-            target,
-            name,
-            settings,
-            stopwatch,
-            None,
-            wait,
-            self.sources,
-            self.segments,
-        )
+            "Barman", self.topology, self.info, self.restore_files, self.wal_settings, backup,
+            target, name, settings, stopwatch, None, wait, self.sources, self.segments,
+        )  # fmt: skip

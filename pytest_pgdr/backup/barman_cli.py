@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pytest_pgdr.backup.base import ToolBackup, ToolUnavailable
@@ -56,5 +57,16 @@ def parse_backup(bid: str, row: Mapping[str, Any], show: Mapping[str, Any]) -> T
         stop_wal=str(base.get("end_wal") or ""),
         size=int(base.get("disk_usage_bytes") or 0),
         status=str(row.get("status") or show.get("status") or ""),
-        extra={"retention": str(row.get("retention_status", ""))},
+        extra={
+            "retention": str(row.get("retention_status", "")),
+            "tablespaces": "\n".join(str(t["name"]) for t in row.get("tablespaces") or ()),
+        },
     )
+
+
+def tablespace_options(backup: ToolBackup | None, place: Path) -> list[str]:
+    """``--tablespace NAME:LOCATION`` for each of the backup's tablespaces, under ``place``:
+    by default ``barman recover`` writes them back where the backup found them, which on one
+    machine is the live primary's own tablespace directory."""
+    names = (backup.extra.get("tablespaces", "") if backup else "").splitlines()
+    return [f"--tablespace={name}:{place / name}" for name in names if name]

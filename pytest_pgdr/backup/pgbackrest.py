@@ -229,7 +229,13 @@ class PgBackRest:
         node: Node,
         delta: bool = False,
     ) -> None:
-        options = [f"--pg1-path={node.datadir}", *target_options(target)]
+        # tablespaces into the node's own directory, not back where the backup found them
+        # (on one machine: the live primary's)
+        options = [
+            f"--pg1-path={node.datadir}",
+            f"--tablespace-map-all={node.root / 'tablespaces'}",
+            *target_options(target),
+        ]
         if backup is not None:
             options.append(f"--set={backup.id}")
         if delta:
