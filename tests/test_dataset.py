@@ -140,3 +140,9 @@ def test_department_count_follows_the_generated_pattern() -> None:
 def test_write_more_refuses_nothing_to_write() -> None:
     with pytest.raises(ConfigError, match="n >= 1"):
         Dataset().write_more(None, 0)  # type: ignore[arg-type]
+
+
+def test_statements_count_every_row_they_insert() -> None:
+    for scale in (0.001, 1, 123.4):
+        dataset = Dataset(scale=scale)
+        assert sum(s.rows for s in dataset.statements()) == sum(dataset.counts.values())

@@ -91,6 +91,7 @@ CREATE TABLE documents (
 );
 """
 CONSTRAINTS = """
+SET LOCAL maintenance_work_mem = '256MB';
 ALTER TABLE employees ADD CONSTRAINT employees_pkey PRIMARY KEY (id);
 ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY (id),
     ADD CONSTRAINT users_email_key UNIQUE (email);
@@ -170,6 +171,7 @@ class Statement:
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    rows: int = 0  # rows it inserts (for the progress line)
 
 
 @dataclass(frozen=True)
@@ -222,14 +224,19 @@ class Dataset:
         extra_employees = counts["employees"] - len(RUNBOOK_EMPLOYEES)
         return [
             Statement(SCHEMA),
-            Statement(RUNBOOK_SQL),
-            Statement(EMPLOYEES_SQL, {**names, "depts": list(DEPTS), "n": extra_employees}),
+            Statement(RUNBOOK_SQL, rows=len(RUNBOOK_EMPLOYEES)),
+            Statement(
+                EMPLOYEES_SQL,
+                {**names, "depts": list(DEPTS), "n": extra_employees},
+                extra_employees,
+            ),
             Statement(
                 USERS_SQL,
                 {**names, "domains": list(pool.domains), "epoch": EPOCH, "n": counts["users"]},
+                counts["users"],
             ),
             *(self._orders(first, last) for first, last in chunks(counts["orders"])),
-            Statement(DOCUMENT_SQL, {"name": DOCUMENT_NAME, "body": pool.document.encode()}),
+            Statement(DOCUMENT_SQL, {"name": DOCUMENT_NAME, "body": pool.document.encode()}, 1),
             Statement(CONSTRAINTS),
         ]
 
@@ -243,6 +250,7 @@ class Dataset:
                 "first_g": first_g,
                 "last_g": last_g,
             },
+            last_g - first_g + 1,
         )
 
     # on a server ------------------------------------------------------------------------
@@ -253,11 +261,11 @@ class Dataset:
         with (
             node.connect(dbname, autocommit=False) as conn,
             conn.transaction(),
-            _progress(len(statements), sum(self.counts.values())) as progress,
+            _progress(sum(stmt.rows for stmt in statements)) as progress,
         ):
             for stmt in statements:
                 conn.execute(stmt.sql, stmt.params or None)
-                progress.advance(1)
+                progress.advance(stmt.rows)
 
     def write_more(self, node: Node, n: int, dbname: str = "postgres") -> list[int]:
         """Insert ``n`` more orders (for existing users); returns their ids, ascending.
@@ -277,11 +285,11 @@ def chunks(total: int, size: int = CHUNK_ROWS) -> list[tuple[int, int]]:
     return [(first, min(first + size - 1, total)) for first in range(1, total + 1, size)]
 
 
-def _progress(steps: int, rows: int) -> contextlib.AbstractContextManager[Any]:
-    """A progress line (in statements) for loads big enough to take a while, else nothing."""
+def _progress(rows: int) -> contextlib.AbstractContextManager[Any]:
+    """A progress line (in rows) for loads big enough to take a while, else nothing."""
     if rows < PROGRESS_ROWS:
         return contextlib.nullcontext(_Quiet())
-    return Progress(f"loading the dataset ({rows:,} rows)", total=steps, unit="statements")
+    return Progress("loading the dataset", total=rows, unit="rows")
 
 
 class _Quiet:
