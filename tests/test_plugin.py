@@ -234,3 +234,32 @@ def test_passes(pgdr_primary):
         assert not (root / "primary" / "data" / "postmaster.pid").exists()  # server stopped
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_drills_installed_in_a_virtualenv_inside_the_repo_are_collected_once(
+    tmp_path: Path,
+) -> None:
+    """pytest never recurses into a virtualenv: the path down to the installed drills is let
+    through, the rest of the virtualenv is not, and lib64 (a link to lib) is not walked twice."""
+    from pytest_pgdr.plugin.scenarios import ThroughVenv, venv_holding
+
+    venv = tmp_path / ".venv"
+    drills = venv / "lib" / "python3.11" / "site-packages" / "pytest_pgdr" / "scenarios"
+    drills.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "lib64").symlink_to(venv / "lib")
+    assert venv_holding(drills) == venv
+    assert venv_holding(tmp_path / "tests") is None
+    through = ThroughVenv(venv, drills)
+    verdicts = {
+        venv: False,
+        venv / "lib": False,
+        drills: False,
+        drills / "test_failover.py": None,
+        venv / "lib64": True,
+        venv / "bin": True,
+        drills.parent.parent / "faker": True,
+        tmp_path / "tests": None,
+    }
+    for path, ignored in verdicts.items():
+        assert through.pytest_ignore_collect(path) is ignored, path

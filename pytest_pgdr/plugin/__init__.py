@@ -9,12 +9,10 @@ ini or environment), or inside a pgdr fixture when a test requests one.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,6 +41,7 @@ from pytest_pgdr.plugin.fixtures import (  # noqa: F401  (fixtures are found by 
 )
 from pytest_pgdr.plugin.markers import marker_error, marker_problem
 from pytest_pgdr.plugin.options import add_options, check_places, header_lines, settings_of
+from pytest_pgdr.plugin.scenarios import add_scenarios, scenarios_dir
 from pytest_pgdr.plugin.state import (
     DRILL_FIXTURES,
     KEY_INSTALLS,
@@ -64,18 +63,6 @@ if TYPE_CHECKING:
     from pytest_pgdr.drill.measure import Measurement
 
 BUDGET_MODULE = "pytest_pgdr.drill.budget"
-
-
-def scenarios_dir() -> Path:
-    """Where the built-in drills are: the installed ``pytest_pgdr.scenarios``, or the
-    top-level ``scenarios/`` of a source checkout (whose ``pytest_pgdr`` has no such package)."""
-    try:
-        spec = importlib.util.find_spec("pytest_pgdr.scenarios")
-    except ImportError:
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).resolve().parent.parent.parent / "scenarios"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
         collector = config.stash[KEY_COLLECTOR] = RunCollector(config)
         config.pluginmanager.register(collector, "pgdr-run-collector")
     if settings.enabled and settings.scenarios != "none":
-        _add_scenarios(config, settings.scenarios)
+        add_scenarios(config, settings.scenarios)
 
 
 def hung_program(exc: subprocess.TimeoutExpired) -> str:
@@ -133,19 +120,6 @@ def hung_program(exc: subprocess.TimeoutExpired) -> str:
         " a usable installation. Check the installation given with --pgdr-postgres (or"
         " pgdr_postgres / PGDR_POSTGRES), or choose another one."
     )
-
-
-def _add_scenarios(config: pytest.Config, mode: str) -> None:
-    """``only``: just the built-in drills; ``builtin``: they join runs over directories, not
-    runs that name test files or ids."""
-    where = scenarios_dir()
-    if mode == "only":
-        config.args[:] = [str(where)]
-        return
-    names_files = any("::" in arg or arg.endswith(".py") for arg in config.args)
-    named = any(Path(a).resolve() == where.resolve() for a in config.args if Path(a).exists())
-    if not names_files and not named:
-        config.args.append(str(where))
 
 
 def _progress_sink(config: pytest.Config) -> progress.Sink:
