@@ -123,3 +123,19 @@ def test_an_engine_that_sees_this_machines_files_is_checked_once(
     shared.check_engine_sees(tmp_path, here)
     shared.check_engine_sees(tmp_path, here)
     assert len(reads) == 2
+
+
+def test_leftover_segments_since_the_run_started_are_removed(tmp_path: Path) -> None:
+    from pytest_pgdr.hosts.shm import remove_leftovers
+
+    started = 1_700_000_000.0
+    for name, mtime in (
+        ("PostgreSQL.11", started + 5),  # made during the run, mapped by no one: removed
+        ("PostgreSQL.22", started - 5),  # older than the run: another server's, kept
+        ("other.33", started + 5),  # not a PostgreSQL segment: kept
+    ):
+        (tmp_path / name).write_bytes(b"\0")
+        os.utime(tmp_path / name, (mtime, mtime))
+    assert remove_leftovers(started, os.getuid(), tmp_path) == ["PostgreSQL.11"]
+    assert remove_leftovers(started, os.getuid() + 1, tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["PostgreSQL.22", "other.33"]

@@ -75,3 +75,16 @@ def remove_dead_segments(names: Iterable[str], shm_dir: Path = SHM_DIR) -> list[
             (shm_dir / name).unlink()
             removed.append(name)
     return removed
+
+
+def remove_leftovers(since: float, uid: int, shm_dir: Path = SHM_DIR) -> list[str]:
+    """At the very end of a run: remove the segments the server user ``uid`` created since
+    ``since`` (epoch seconds) that no live process maps: what servers killed in ways no one
+    noted (by a cluster manager, or with their watchdog) left behind."""
+    names = []
+    for entry in shm_dir.glob("PostgreSQL.*"):
+        with contextlib.suppress(OSError):
+            info = entry.lstat()
+            if info.st_uid == uid and info.st_mtime >= since:
+                names.append(entry.name)
+    return remove_dead_segments(names, shm_dir)

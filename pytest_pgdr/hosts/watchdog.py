@@ -8,6 +8,7 @@ by itself as soon as the run directory disappears (normal cleanup).
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -57,4 +58,8 @@ def watch(run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    # a 'pkill -f pytest' reaches this process too: it must outlive its owner to clean up, and
+    # exits by itself once the run directory is gone
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     watch(Path(sys.argv[1]))

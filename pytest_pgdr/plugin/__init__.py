@@ -365,7 +365,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
     session = config.stash.get(KEY_SESSION, None)
     if session is not None:
-        session.close()
+        session.close(last=not hasattr(config, "workerinput"))  # workers end before it
         config.stash[KEY_SESSION] = None
 
 
