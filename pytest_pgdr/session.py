@@ -21,7 +21,6 @@ from pytest_pgdr.hosts.install import Installation, find_installation, stage_for
 from pytest_pgdr.hosts.local import LocalHost
 from pytest_pgdr.hosts.osuser import OsUser, resolve_os_user
 from pytest_pgdr.hosts.rundir import RunDir
-from pytest_pgdr.hosts.shm import remove_leftovers
 from pytest_pgdr.hosts.sweep import sweep_orphans
 from pytest_pgdr.hosts.watchdog import start_watchdog
 
@@ -69,7 +68,6 @@ def _sweep_docker() -> list[str]:
 class HarnessSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.started = time.time()
         set_timeout_scale(settings.timeout_scale)
         self.docker = "docker" in settings.backends
         self._docker_checked = False
@@ -146,16 +144,12 @@ class HarnessSession:
         self.kept.append(path)
         return path
 
-    def close(self, last: bool = False) -> None:
-        """Stop and remove everything of this process's run; ``last`` (the run's final
-        process: no xdist worker) also removes shared memory left by servers killed unnoticed."""
+    def close(self) -> None:
         if self._docker_checked:
             from pytest_pgdr.hosts.docker import remove_run_containers
 
             remove_run_containers(self.run.path)
         self.run.close()
-        if last:
-            remove_leftovers(self.started, self.user.uid)
 
 
 def describe_error(exc: BaseException) -> str:

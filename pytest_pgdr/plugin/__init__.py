@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -48,6 +49,7 @@ from pytest_pgdr.plugin.state import (
     KEY_MEASURE,
     KEY_SESSION,
     KEY_SETTINGS,
+    KEY_STARTED,
     KEY_UNAVAILABLE,
     OPT_IN,
     REPORT_KEY,
@@ -101,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-pgdr: {reason}{strict_note(settings)}")
     config.stash[KEY_SETTINGS] = settings
     config.stash[KEY_SESSION] = None
+    config.stash[KEY_STARTED] = time.time()
     config.stash[KEY_INSTALLS] = installs
     config.stash[KEY_UNAVAILABLE] = absent
     progress.set_sink(_progress_sink(config))
@@ -365,8 +368,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
     session = config.stash.get(KEY_SESSION, None)
     if session is not None:
-        session.close(last=not hasattr(config, "workerinput"))  # workers end before it
+        session.close()
         config.stash[KEY_SESSION] = None
+    settings = config.stash.get(KEY_SETTINGS, None)
+    if settings is not None and settings.enabled and not hasattr(config, "workerinput"):
+        # (workers end before the controller) shared memory of servers killed where no one
+        # noted their segments: this run's only
+        from pytest_pgdr.hosts.osuser import resolve_os_user
+        from pytest_pgdr.hosts.shm import remove_leftovers
+
+        with contextlib.suppress(PgdrError, OSError, KeyError):
+            remove_leftovers(config.stash[KEY_STARTED], resolve_os_user(settings.os_user).uid)
 
 
 __all__ = ["failed", "scenarios_dir"]

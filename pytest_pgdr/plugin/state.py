@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pytest_pgdr.session import HarnessSession
 
 KEY_SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
+KEY_STARTED: pytest.StashKey[float] = pytest.StashKey()  # when this pytest process began
 KEY_SESSION: pytest.StashKey[HarnessSession | None] = pytest.StashKey()
 KEY_MEASURE: pytest.StashKey[Measurement] = pytest.StashKey()
 KEY_INSTALLS = pytest.StashKey[list[Any]]()
