@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,7 @@ def test_an_engine_that_sees_this_machines_files_is_checked_once(
 def test_leftover_segments_since_the_run_started_are_removed(tmp_path: Path) -> None:
     from pytest_pgdr.hosts.shm import remove_leftovers
 
-    started = 1_700_000_000.0
+    started = time.time() - 60
     for name, mtime in (
         ("PostgreSQL.11", started + 5),  # made during the run, mapped by no one: removed
         ("PostgreSQL.22", started - 5),  # older than the run: another server's, kept

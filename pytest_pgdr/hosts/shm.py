@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 SHM_DIR = Path("/dev/shm")
 RECORD = "dsm-segments"  # in a run directory: segments of servers killed in that run
+SETTLED_S = 2.0
 _NAME = re.compile(r"^PostgreSQL\.[0-9]+$")
 _MAPPED = re.compile(rb"/dev/shm/(PostgreSQL\.[0-9]+)")
 
@@ -82,9 +84,10 @@ def remove_leftovers(since: float, uid: int, shm_dir: Path = SHM_DIR) -> list[st
     ``since`` (epoch seconds) that no live process maps: what servers killed in ways no one
     noted (by a cluster manager, or with their watchdog) left behind."""
     names = []
+    settled = time.time() - SETTLED_S  # a server maps a segment right after creating it
     for entry in shm_dir.glob("PostgreSQL.*"):
         with contextlib.suppress(OSError):
             info = entry.lstat()
-            if info.st_uid == uid and info.st_mtime >= since:
+            if info.st_uid == uid and since <= info.st_mtime <= settled:
                 names.append(entry.name)
     return remove_dead_segments(names, shm_dir)
