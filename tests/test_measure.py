@@ -334,3 +334,11 @@ def test_the_target_cell_names_the_backup_tool_a_drill_ran_through() -> None:
     assert target_text(drill) == "local/pg15-system via pgbackrest 2.45"
     plain = DrillResult("scenarios/test_x.py::test_y", "passed", 1.0, {"context": {}})
     assert target_text(plain) == "-"
+
+
+def test_recorded_values_never_show_a_secret() -> None:
+    from pytest_pgdr.basics.errors import MASK, register_secret
+
+    register_secret("s3cr3t-value-xyz")
+    props = dict(junit_properties({"values": {"source": "host=db password=s3cr3t-value-xyz"}}))
+    assert props["pgdr_source"] == f"host=db password={MASK}"

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_pgdr.basics.errors import redact
+
 
 def junit_properties(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """A drill's figures as JUnit XML properties of its test case (``pgdr_*``)."""
@@ -56,9 +58,10 @@ def flat_values(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _text(value: Any) -> str:
+    """Free-form text, with every registered secret masked (a value may quote a conninfo)."""
     if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
-    return str(value)
+        return redact(", ".join(map(str, value)))
+    return redact(str(value))
 
 
 def _slug(name: str) -> str:
