@@ -25,7 +25,6 @@ from pytest_pgdr import (
     assert_same,
     fingerprint,
 )
-from pytest_pgdr.cluster.template import copy_datadir
 from pytest_pgdr.drill.teamdata import TeamData, app_write, ledger_table
 
 pytestmark = pytest.mark.pgdr
@@ -67,12 +66,9 @@ def extract(pgdr: Topology, backup: Backup) -> Path:
 def tamper(pgdr: Topology, backup: Backup, relfile: str) -> Path:
     """A copy of ``backup`` with one byte of ``relfile`` flipped (same size)."""
     copy = pgdr.root / f"{backup.label}_tampered"
-    copy_datadir(backup.path, copy)
-    with open(copy / relfile, "r+b") as fh:
-        fh.seek(4096)
-        byte = fh.read(1)
-        fh.seek(4096)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    pgdr.host.copy_tree(backup.path, copy)
+    byte = pgdr.host.read_bytes(copy / relfile, 4096, 1)
+    pgdr.host.write_bytes(copy / relfile, bytes([byte[0] ^ 0xFF]), offset=4096)
     return copy
 
 

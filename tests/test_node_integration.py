@@ -63,7 +63,7 @@ def test_state_lsn_timeline_and_log_offsets(pgdr):
 def test_every_primary_has_its_own_system_identifier(pgdr):
     a, b = pgdr.primary("a", archive=False), pgdr.primary("b", archive=False)
     assert a.system_identifier() != b.system_identifier()
-    assert system_identifier(a.datadir) == a.system_identifier()
+    assert system_identifier(pgdr.host, a.datadir) == a.system_identifier()
 
 
 def test_replica_refuses_the_wrong_cluster(pgdr):

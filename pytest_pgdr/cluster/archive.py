@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pytest_pgdr.hosts.base import Host
+    from pytest_pgdr.hosts.files import Files
 
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 HISTORY = re.compile(r"^[0-9A-F]{8}\.history$")
@@ -36,11 +37,20 @@ class Backup:
     def manifest(self) -> Path:
         return self.path / "backup_manifest"
 
+    #: where the backup's files are (the topology's host); this machine's disk when None
+    files: Files | None = field(default=None, repr=False, compare=False)
+
     def size_bytes(self) -> int:
+        if self.files is not None:
+            return self.files.tree_size(self.path)
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
     def to_json(self) -> str:
-        data = {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+        data = {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in self.__dict__.items()
+            if k != "files"
+        }
         return json.dumps(data, sort_keys=True)
 
 
@@ -70,19 +80,22 @@ class Archive:
         return f"cp {shlex.quote(str(self.wal))}/%f %p"
 
     def segments(self) -> list[str]:
-        return sorted(p.name for p in self.wal.iterdir() if SEGMENT.match(p.name))
+        return sorted(n for n in self.host.file_sizes(self.wal) if SEGMENT.match(n))
 
     def history_files(self) -> list[str]:
-        return sorted(p.name for p in self.wal.iterdir() if HISTORY.match(p.name))
+        return sorted(n for n in self.host.file_sizes(self.wal) if HISTORY.match(n))
 
     def has(self, name: str) -> bool:
-        return (self.wal / name).is_file()
+        return self.host.exists(self.wal / name)
+
+    def segment_size(self, name: str) -> int:
+        return self.host.file_sizes(self.wal).get(name, 0)
 
     def wal_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.wal.iterdir() if p.is_file())
+        return sum(self.host.file_sizes(self.wal).values())
 
     def new_backup_dir(self, label: str) -> Path:
         path = self.backups / label
-        if path.exists():
+        if self.host.exists(path):
             raise FileExistsError(f"a backup labelled {label!r} already exists in {self.backups}")
         return self.host.make_dir(path)

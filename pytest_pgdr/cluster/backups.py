@@ -4,7 +4,6 @@ waits that the archive has what a restore needs."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +16,10 @@ from pytest_pgdr.cluster.lsn import LONG_PAGE_HEADER, Lsn
 from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.pgcontrol import system_identifier
 from pytest_pgdr.cluster.recovery import parse_time
-from pytest_pgdr.cluster.template import copy_datadir
 from pytest_pgdr.cluster.topology_base import TopologyBase
+from pytest_pgdr.hosts.files import Files
+
+TABLESPACE_TAR = re.compile(r"^[0-9]+\.tar")
 
 
 class Backups(TopologyBase):
@@ -65,6 +66,7 @@ class Backups(TopologyBase):
         requested = node.scalar("SELECT clock_timestamp()")  # the backup starts after this
         node.run_tool("pg_basebackup", *args, *extra_args)
         info = Backup(
+            files=self.host,
             path=path,
             label=label,
             source=node.name,
@@ -74,7 +76,7 @@ class Backups(TopologyBase):
             incremental_of=incremental.label if incremental else None,
         )
         info.extra["requested_at"] = requested.isoformat()
-        _read_backup_label(info)
+        _read_backup_label(self.host, info)
         return info
 
     def combine(self, backups: Sequence[Backup], label: str | None = None) -> Backup:
@@ -85,12 +87,13 @@ class Backups(TopologyBase):
             raise ConfigError("combine() needs backups taken in this topology, oldest first")
         label = self._name("backup", label)
         path = self.archive.backups / label
-        if path.exists():
+        if self.host.exists(path):
             raise FileExistsError(f"a backup labelled {label!r} already exists in {path.parent}")
         self.nodes[backups[-1].source].run_tool(
             "pg_combinebackup", *(b.path for b in backups), "-o", path, *self._sync_args()
         )
         info = Backup(
+            files=self.host,
             path=path,
             label=label,
             source=backups[-1].source,
@@ -98,7 +101,7 @@ class Backups(TopologyBase):
             system_identifier=backups[0].system_identifier,
             extra={"combined_from": ",".join(b.label for b in backups)},
         )
-        _read_backup_label(info)
+        _read_backup_label(self.host, info)
         return info
 
     def cold_backup(self, node: Node, label: str | None = None) -> Backup:
@@ -111,24 +114,24 @@ class Backups(TopologyBase):
             )
         label = self._name("backup", label)
         path = self.archive.backups / label
-        copy_datadir(node.datadir, path)
+        self.host.copy_tree(node.datadir, path)
         for leftover in ("postmaster.pid", "postmaster.opts"):
-            (path / leftover).unlink(missing_ok=True)
+            self.host.remove_file(path / leftover)
         return Backup(
+            files=self.host,
             path=path,
             label=label,
             source=node.name,
             fmt="plain",
-            system_identifier=system_identifier(path),
+            system_identifier=system_identifier(self.host, path),
             extra={"method": "cold copy"},
         )
 
     def materialize(self, backup: Backup, node: Node) -> None:
         """Lay a backup down as ``node``'s data directory."""
         if backup.fmt == "plain":
-            if node.datadir.exists():
-                node.datadir.rmdir()
-            copy_datadir(backup.path, node.datadir)
+            self.host.remove_tree(node.datadir)
+            self.host.copy_tree(backup.path, node.datadir)
         else:
             self.host.make_dir(node.datadir)
             for name, dest in (("base", node.datadir), ("pg_wal", node.datadir / "pg_wal")):
@@ -137,7 +140,7 @@ class Backups(TopologyBase):
 
     def _extract(self, backup: Backup, name: str, dest: Path) -> None:
         tarball = backup.path / f"{name}{'.tar.gz' if backup.compressed else '.tar'}"
-        if not tarball.exists():
+        if not self.host.exists(tarball):
             return
         proc = self.host.run(["tar", "-xf", str(tarball), "-C", str(dest)])
         if proc.returncode != 0:
@@ -169,25 +172,26 @@ class Backups(TopologyBase):
         so no restore ever writes into the backup or into another server's tablespace.
         """
         links = node.datadir / "pg_tblspc"
-        oids = {p.name for p in links.iterdir() if p.name.isdigit()} if links.is_dir() else set()
+        oids = {name for name in self.host.names(links) if name.isdigit()}
         if backup.fmt == "tar":
-            oids |= {p.name.split(".")[0] for p in backup.path.glob("[0-9]*.tar*")}
+            oids |= {
+                n.split(".")[0] for n in self.host.names(backup.path) if TABLESPACE_TAR.match(n)
+            }
         if not oids:
             return
         places = {oid: node.root / "tablespaces" / oid for oid in sorted(oids)}
         self.host.make_dir(node.root / "tablespaces")
         for oid, place in places.items():
             link = links / oid
+            pointed = self.host.read_link(link)
             if backup.fmt == "tar":
                 self._extract(backup, oid, self.host.make_dir(place))
-            else:
-                copy_datadir(Path(os.readlink(link)), place)
-            if link.is_symlink():
-                link.unlink()
-                os.symlink(place, link)
-                self.host.user.chown(link)
+            elif pointed is not None:
+                self.host.copy_tree(pointed, place)
+            if pointed is not None:
+                self.host.make_link(place, link)
         mapfile = node.datadir / "tablespace_map"
-        if mapfile.exists():
+        if self.host.exists(mapfile):
             lines = [f"{oid} {place}\n" for oid, place in places.items()]
             self.host.write_file(mapfile, "".join(lines))
 
@@ -242,11 +246,11 @@ class Backups(TopologyBase):
         poll(lambda: self.archive.has(name), f"{name} to reach the archive", timeout)
 
 
-def _read_backup_label(info: Backup) -> None:
+def _read_backup_label(files: Files, info: Backup) -> None:
     label = info.path / "backup_label"
-    if not label.exists():
+    if not files.exists(label):
         return
-    text = label.read_text(errors="replace")
+    text = files.read_text(label)
     match = re.search(r"START WAL LOCATION: (\S+)", text)
     info.start_lsn = match.group(1) if match else ""
     match = re.search(r"START TIMELINE: (\d+)", text)

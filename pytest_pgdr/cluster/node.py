@@ -55,7 +55,7 @@ class Node:
         self.sockdir = root / "sock"
         self.port = port
         self.credentials = credentials
-        self.log = ServerLog(root / "postgres.log")
+        self.log = ServerLog(root / "postgres.log", host)
         self.conf: dict[str, object] = {}
         #: run once, after the first start that waited for the server to be ready
         self.after_first_start: list[Callable[[Node], object]] = []
@@ -113,7 +113,7 @@ class Node:
         """PID and status line of postmaster.pid, from one read (a new postmaster may replace
         a crashed one's file between two reads)."""
         try:
-            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+            lines = self.host.read_text(self.datadir / "postmaster.pid").splitlines()
         except (FileNotFoundError, PermissionError):
             return None, ""
         pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None

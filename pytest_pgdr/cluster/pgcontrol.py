@@ -11,6 +11,8 @@ import struct
 import time
 from pathlib import Path
 
+from pytest_pgdr.hosts.files import Files
+
 XLP_LONG_HEADER = 0x0002
 
 
@@ -57,25 +59,24 @@ def new_system_identifier() -> int:
     return (seconds << 32) | (micros << 12) | secrets.randbits(12)
 
 
-def set_system_identifier(datadir: Path, sysid: int) -> None:
+def set_system_identifier(files: Files, datadir: Path, sysid: int) -> None:
     control_path = datadir / "global" / "pg_control"
-    control = bytearray(control_path.read_bytes())
+    control = bytearray(files.read_bytes(control_path))
     offset = control_crc_offset(bytes(control))
     struct.pack_into("<Q", control, 0, sysid)
     struct.pack_into("<I", control, offset, crc32c(bytes(control[:offset])))
-    control_path.write_bytes(bytes(control))
-    for segment in (datadir / "pg_wal").iterdir():
-        if len(segment.name) == 24 and segment.is_file():
-            _patch_segment_sysid(segment, sysid)
+    files.write_bytes(control_path, bytes(control), offset=0)
+    for name in files.file_sizes(datadir / "pg_wal"):
+        if len(name) == 24:
+            _patch_segment_sysid(files, datadir / "pg_wal" / name, sysid)
 
 
-def _patch_segment_sysid(segment: Path, sysid: int) -> None:
-    with open(segment, "r+b") as fh:
-        header = fh.read(32)
-        if len(header) == 32 and struct.unpack_from("<H", header, 2)[0] & XLP_LONG_HEADER:
-            fh.seek(24)
-            fh.write(struct.pack("<Q", sysid))
+def _patch_segment_sysid(files: Files, segment: Path, sysid: int) -> None:
+    header = files.read_bytes(segment, 0, 32)
+    if len(header) == 32 and struct.unpack_from("<H", header, 2)[0] & XLP_LONG_HEADER:
+        files.write_bytes(segment, struct.pack("<Q", sysid), offset=24)
 
 
-def system_identifier(datadir: Path) -> int:
-    return int(struct.unpack_from("<Q", (datadir / "global" / "pg_control").read_bytes(), 0)[0])
+def system_identifier(files: Files, datadir: Path) -> int:
+    control = files.read_bytes(datadir / "global" / "pg_control", 0, 8)
+    return int(struct.unpack_from("<Q", control, 0)[0])

@@ -52,7 +52,7 @@ class PointInTime(Backups):
         node.conf.update(self.inherited(self.nodes.get(backup.source)))
         self.materialize(backup, node)
         for stale in ("postmaster.pid", "standby.signal"):
-            (node.datadir / stale).unlink(missing_ok=True)
+            self.host.remove_file(node.datadir / stale)
         node.conf.update(self.archive_settings())
         node.conf.update(target.settings())
         node.conf.update(settings or {})
@@ -117,9 +117,9 @@ class PointInTime(Backups):
         server promotes with partial data. Refuse that: recovery "to the end of the archive"
         must have replayed every segment the archive held when it started."""
         history = node.datadir / "pg_wal" / f"{node.timeline():08X}.history"
-        if not history.exists():
+        if not self.host.exists(history):
             return
-        parent = history_parent(history.read_text())
+        parent = history_parent(self.host.read_text(history))
         if parent is None:
             return
         timeline, end = parent
@@ -167,7 +167,7 @@ class PointInTime(Backups):
         segments = self.archive.segments()
         if first is None or not segments:
             return None
-        size = (self.archive.wal / segments[-1]).stat().st_size
+        size = self.archive.segment_size(segments[-1])
         missing = archive_gaps(segments, first, size)
         if not missing:
             return None
@@ -189,8 +189,8 @@ def _label_value(node: Node, pattern: str) -> str | None:
     """A value from the restored backup_label (renamed backup_label.old once recovery began)."""
     for name in ("backup_label", "backup_label.old"):
         path = node.datadir / name
-        if path.exists():
-            match = re.search(pattern, path.read_text(errors="replace"))
+        if node.host.exists(path):
+            match = re.search(pattern, node.host.read_text(path))
             if match:
                 return match.group(1)
     return None

@@ -4,8 +4,6 @@ longer catch up (its slot lost the WAL it needed)."""
 
 from __future__ import annotations
 
-import shutil
-
 from pytest_pgdr.basics.errors import RecoveryError
 from pytest_pgdr.basics.wait import poll
 from pytest_pgdr.cluster.credentials import REPLICATION_USER
@@ -33,7 +31,7 @@ class Rebuilds(Replicas):
             )
         slot = f"slot_{node.name}"
         self.drop_slot(upstream, slot)
-        shutil.rmtree(node.datadir, ignore_errors=True)
+        self.host.remove_tree(node.datadir)
         upstream.run_tool(
             "pg_basebackup",
             *("-D", str(node.datadir), "-X", "stream", "-c", "fast", "--no-manifest"),

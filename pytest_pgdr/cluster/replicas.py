@@ -54,7 +54,7 @@ class Replicas(Backups):
         node.conf.update(self.inherited(upstream))
         slot_name = f"slot_{node.name}" if slot else None
         if backup is None:
-            node.datadir.rmdir() if node.datadir.exists() else None
+            self.host.remove_tree(node.datadir)
             args = [
                 "-D",
                 str(node.datadir),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from pytest_pgdr.hosts.files import Files, this_machine
 
 IMPORTANT = re.compile(
     r"(FATAL|PANIC|ERROR|recovery stopping|consistent recovery state|pausing at the end"
@@ -19,19 +21,15 @@ FOLLOWER = re.compile(r"\b(DETAIL|HINT|CONTEXT|STATEMENT):  ")
 @dataclass
 class ServerLog:
     path: Path
+    files: Files = field(default_factory=this_machine, repr=False)
 
     def offset(self) -> int:
         """The current end of the log; pass it to :meth:`since` later."""
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return self.files.file_sizes(self.path.parent).get(self.path.name, 0)
 
     def since(self, offset: int = 0) -> str:
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(offset)
-                return fh.read().decode("utf-8", errors="replace")
+            return self.files.read_bytes(self.path, offset).decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
 

@@ -8,7 +8,6 @@ The parts live in their own modules: bookkeeping (``topology_base``), backups an
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.pgcontrol import new_system_identifier, set_system_identifier
 from pytest_pgdr.cluster.pitr import PointInTime
 from pytest_pgdr.cluster.rebuild import Rebuilds
-from pytest_pgdr.cluster.template import SUPERUSER, copy_datadir, ensure_template
+from pytest_pgdr.cluster.template import SUPERUSER, ensure_template
 
 # Run first by every Topology.close(): a layer above (faults) registers what must be undone
 # before servers can stop (a frozen or cut-off server cannot).
@@ -49,12 +48,10 @@ class Topology(Rebuilds, PointInTime):
         ``faults.disk_full`` (Docker backend; ``FaultUnsupported`` on the local one).
         """
         node = self._new_node(self._name("primary", name))
-        template = ensure_template(
-            self.inst, self.host.user, self.cache_dir, runner=self.host, scratch=self.root
-        )
-        node.datadir.rmdir() if node.datadir.exists() else None
-        copy_datadir(template, node.datadir)
-        set_system_identifier(node.datadir, new_system_identifier())
+        template = ensure_template(self.inst, self.host, self.cache_dir, scratch=self.root)
+        self.host.remove_tree(node.datadir)
+        self.host.copy_tree(template, node.datadir)
+        set_system_identifier(self.host, node.datadir, new_system_identifier())
         if wal_limit is not None:
             self.host.limit_wal(node.name, node.datadir, wal_limit)
         if archive:
@@ -103,13 +100,11 @@ class Topology(Rebuilds, PointInTime):
             if node.proc is not None:
                 self.host.reap(node.proc)
             self.host.run_dir.release_port(node.port)
-        self.host.close()
         if keep_to is not None:
-            keep_to.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
-                shutil.move(str(self.root), str(keep_to))
-                return
-        shutil.rmtree(self.root, ignore_errors=True)
+                self.host.export_tree(self.root, keep_to)
+        self.host.remove_tree(self.root)
+        self.host.close()
 
     def __enter__(self) -> Topology:
         return self

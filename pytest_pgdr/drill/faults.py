@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ from pytest_pgdr.hosts.base import (
     no_partition,
     no_wal_limit,
 )
+from pytest_pgdr.hosts.files import Files
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.node import Node
@@ -205,20 +205,21 @@ class archive_failure(Fault):  # noqa: N801
 
     def __init__(self, topology: Topology) -> None:
         super().__init__()
+        self.files: Files = topology.host
         self.wal: Path = topology.archive.wal
         self.aside = self.wal.with_name(f"{self.wal.name}.offline-{os.getpid()}")
         self.what = f"archive failure ({self.wal})"
 
     def _inject(self) -> None:
-        os.rename(self.wal, self.aside)
+        self.files.rename(self.wal, self.aside)
 
     def _heal(self) -> None:
-        if self.wal.is_dir():
-            for entry in self.wal.iterdir():
-                if not (self.aside / entry.name).exists():
-                    os.rename(entry, self.aside / entry.name)
-            shutil.rmtree(self.wal, ignore_errors=True)
-        os.rename(self.aside, self.wal)
+        kept = set(self.files.names(self.aside))
+        for name in self.files.names(self.wal):
+            if name not in kept:
+                self.files.rename(self.wal / name, self.aside / name)
+        self.files.remove_tree(self.wal)
+        self.files.rename(self.aside, self.wal)
 
 
 def limit_wal(node: Node, size: str) -> None:

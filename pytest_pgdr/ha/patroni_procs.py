@@ -22,7 +22,8 @@ from pytest_pgdr.hosts.procs import descendants, gone
 from pytest_pgdr.hosts.shm import mapped_segments, record_segments, remove_dead_segments
 
 if TYPE_CHECKING:
-    from pytest_pgdr.hosts.base import Host, ServerProcess
+    from pytest_pgdr.hosts.files import FilesVia
+from pytest_pgdr.hosts.base import Host, ServerProcess
 
 EXIT_WAIT = 10.0  # for a killed postmaster's children to exit
 
@@ -49,11 +50,12 @@ def _signal_all(pids: Sequence[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-class NodeHost:
+class NodeHost(FilesVia):
     """The host of one Patroni node: ``real`` for everything, both process trees for faults."""
 
     def __init__(self, real: Host, datadir: Path) -> None:
         self.real = real
+        self.files = real
         self.datadir = datadir
         self.capabilities = real.capabilities
         self.client_address = real.client_address
@@ -127,15 +129,6 @@ class NodeHost:
 
     def reconnect(self, proc: ServerProcess) -> None:
         self.real.reconnect(proc)
-
-    def make_dir(self, path: Path, mode: int = 0o700) -> Path:
-        return self.real.make_dir(path, mode)
-
-    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
-        self.real.write_file(path, text, mode)
-
-    def remove_file(self, path: Path) -> None:
-        self.real.remove_file(path)
 
     def base_env(self) -> dict[str, str]:
         return self.real.base_env()

@@ -10,13 +10,13 @@ methods that need it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from pytest_pgdr.basics.errors import VersionSkip
+from pytest_pgdr.hosts.files import Files
 from pytest_pgdr.hosts.osuser import OsUser
 from pytest_pgdr.hosts.rundir import RunDir
 
@@ -85,20 +85,13 @@ class ServerProcess(Protocol):
         """The exit code; ``subprocess.TimeoutExpired`` if still running after ``timeout``."""
 
 
-class Host(Protocol):
+class Host(Files, Protocol):
     """Where a topology's servers and files live (this machine, or containers)."""
 
     capabilities: frozenset[str]
     client_address: str
     user: OsUser
     run_dir: RunDir
-
-    # files
-    def make_dir(self, path: Path, mode: int = 0o700) -> Path: ...
-
-    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None: ...
-
-    def remove_file(self, path: Path) -> None: ...
 
     # client programs
     def base_env(self) -> dict[str, str]: ...
@@ -152,28 +145,3 @@ class Host(Protocol):
     def relieve_wal(self, node_name: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-class LocalFiles:
-    """Files on this machine, owned by the server user (shared by both hosts: a container
-    host bind-mounts its root at the same path)."""
-
-    def __init__(self, user: OsUser, run: RunDir) -> None:
-        self.user = user
-        self.run_dir = run
-
-    def make_dir(self, path: Path, mode: int = 0o700) -> Path:
-        path.mkdir(mode=mode, parents=True, exist_ok=True)
-        os.chmod(path, mode)
-        self.user.chown(path)
-        return path
-
-    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, mode)
-        self.user.chown(tmp)
-        os.replace(tmp, path)
-
-    def remove_file(self, path: Path) -> None:
-        path.unlink(missing_ok=True)

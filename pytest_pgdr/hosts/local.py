@@ -17,12 +17,12 @@ from pathlib import Path
 
 from pytest_pgdr.hosts.base import (
     FREEZE,
-    LocalFiles,
     ServerProcess,
     no_disk_full,
     no_partition,
     no_wal_limit,
 )
+from pytest_pgdr.hosts.files import LocalFiles
 from pytest_pgdr.hosts.osuser import OsUser
 from pytest_pgdr.hosts.procs import child_pids, descendants, gone
 from pytest_pgdr.hosts.rundir import RunDir
@@ -48,7 +48,8 @@ class LocalHost(LocalFiles):
     client_address = "127.0.0.1"
 
     def __init__(self, user: OsUser, run: RunDir) -> None:
-        super().__init__(user, run)
+        super().__init__(user)
+        self.run_dir = run
         self._frozen: dict[int, list[int]] = {}  # postmaster PID -> process groups stopped
         self._killed: list[tuple[list[int], set[str]]] = []  # processes, segments they map
 

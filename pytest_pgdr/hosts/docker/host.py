@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_pgdr.hosts.base import FREEZE, PARTITION, WAL_LIMIT, LocalFiles, ServerProcess
+from pytest_pgdr.hosts.base import FREEZE, PARTITION, WAL_LIMIT, ServerProcess
 from pytest_pgdr.hosts.docker.engine import (
     API_TIMEOUT,
     DockerError,
@@ -48,6 +48,7 @@ from pytest_pgdr.hosts.docker.process import SERVER_PORT, ContainerProcess, cont
 from pytest_pgdr.hosts.docker.shared import check_engine_sees
 from pytest_pgdr.hosts.docker.toolbox import Toolbox
 from pytest_pgdr.hosts.docker.wal import WalLimit, WalLimits
+from pytest_pgdr.hosts.files import LocalFiles
 from pytest_pgdr.hosts.osuser import OsUser
 from pytest_pgdr.hosts.rundir import RunDir
 from pytest_pgdr.hosts.sweep import RUN_PREFIX
@@ -68,7 +69,8 @@ class DockerHost(LocalFiles, WalLimits):
     client_address = "127.0.0.1"
 
     def __init__(self, user: OsUser, run: RunDir, image: str, root: Path, label: str) -> None:
-        super().__init__(user, run)
+        super().__init__(user)
+        self.run_dir = run
         self.image = image
         self.root = root
         self.prefix = f"pgdr-{run.path.name.removeprefix(RUN_PREFIX)}-{_slug(label)}"
