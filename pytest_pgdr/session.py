@@ -118,15 +118,16 @@ class HarnessSession:
         root = self.run.path / f"{self._count}_{slug}"
         host: Host = self.host
         if inst.image:
-            from pytest_pgdr.hosts.docker import DockerHost, image_user
+            from pytest_pgdr.hosts.docker import docker_host, image_user
 
-            root.mkdir(mode=0o711)
-            host = DockerHost(
+            host = docker_host(
                 image_user(inst.image, self.user),
                 self.run,
                 inst.image,
                 root,
                 f"{self._count}{slug[:12]}",
+                self.settings.docker_storage,
+                self.settings.docker_address,
             )
         return Topology(
             inst,

@@ -85,15 +85,15 @@ def test_security_defaults(pgdr):
     # loopback only, which tests/test_docker_host.py checks), and clients come from loopback
     assert node.scalar("SHOW listen_addresses") == node.host.listen_addresses()
     assert node.host.client_address == "127.0.0.1"
-    assert oct(os.stat(node.datadir).st_mode & 0o777) == "0o700"
-    assert oct(os.stat(node.sockdir).st_mode & 0o777) == "0o700"
+    modes = node.host.run(["stat", "-c", "%a", str(node.datadir), str(node.sockdir)]).stdout
+    assert modes.split() == ["700", "700"]
     hba = node.query("SELECT type, auth_method FROM pg_hba_file_rules")
     assert ("host", "trust") not in hba and ("host", "scram-sha-256") in hba
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(node.conninfo(), password="wrong", connect_timeout=5)
     password = node.credentials.password
     assert password not in node.log.since(0)
-    assert password not in (node.datadir / "pgdr.conf").read_text()
+    assert password not in node.host.read_text(node.datadir / "pgdr.conf")
 
 
 def test_password_never_in_error_messages(pgdr):
@@ -159,7 +159,7 @@ def test_missing_wal_segment_fails_loudly(pgdr, pgdr_primary):
     pgdr_primary.query("CREATE TABLE t AS SELECT generate_series(1, 100) AS i")
     pgdr_primary.scalar("SELECT pg_create_restore_point('after_t')")
     segment = pgdr.wait_archived(pgdr_primary)
-    (pgdr.archive.wal / segment).unlink()
+    pgdr.host.remove_file(pgdr.archive.wal / segment)
     with pytest.raises(RecoveryError, match="recovery ended before configured recovery target"):
         pgdr.restore(backup, RecoveryTarget.name("after_t"))
 

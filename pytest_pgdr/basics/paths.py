@@ -76,3 +76,10 @@ def check_output_file(flag: str, path: Path) -> None:
             f"creating a file in {where} failed: {exc.strerror or exc}",
             f"Give {flag} a path this user can write to",
         ) from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only this process's user can read (0600 from its first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

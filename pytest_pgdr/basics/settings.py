@@ -91,6 +91,21 @@ OPTIONS = (
         " 'python -m pytest_pgdr.hosts.images build'",
         multiple=True,
     ),
+    Option(
+        "docker_storage",
+        "auto",
+        parse_choice(("auto", "bind", "volume")),
+        "where the docker backend keeps data directories and the archive: bind (this"
+        " machine's disk, bind-mounted), volume (Docker volumes, for an engine on another"
+        " machine), auto (volume when DOCKER_HOST is tcp:// or ssh://)",
+    ),
+    Option(
+        "docker_address",
+        "auto",
+        lambda n, t: t,
+        "the loopback or private address where the engine publishes server ports (auto: the"
+        " DOCKER_HOST machine, else 127.0.0.1)",
+    ),
     Option("os_user", "auto", lambda n, t: t, "OS user for servers when pytest runs as root"),
     Option(
         "keep",
@@ -246,6 +261,8 @@ class Settings:
     postgres: tuple[str, ...] = ("embedded",)
     backend: str = "local"
     image: tuple[str, ...] = tuple(DEFAULT_IMAGES.split(","))
+    docker_storage: str = "auto"
+    docker_address: str = "auto"
     os_user: str = "auto"
     keep: str = "never"
     basetemp: str = "auto"

@@ -8,6 +8,9 @@ itself is held, it is a :class:`Secret`, whose ``repr`` is masked.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from pytest_pgdr.basics.errors import MASK, register_secret
 from pytest_pgdr.cluster.template import SUPERUSER
 
 REPLICATION_USER = "pgdr_replicator"
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default
 
 
 class Secret(str):
@@ -34,13 +38,20 @@ class Credentials:
 
     password: Secret = field(repr=False)
     replication_password: Secret = field(repr=False)
-    passfile: Path
+    passfile: Path  # where the servers and their tools are
     superuser: str = SUPERUSER
     replication_user: str = REPLICATION_USER
+    #: the same file on this machine, for the harness's own connections (None: ``passfile``)
+    local_passfile: Path | None = None
+
+    @property
+    def client_passfile(self) -> Path:
+        return self.local_passfile or self.passfile
 
     @classmethod
-    def generate(cls, passfile: Path) -> Credentials:
-        creds = cls(Secret(secrets.token_urlsafe(18)), Secret(secrets.token_urlsafe(18)), passfile)
+    def generate(cls, passfile: Path, local_passfile: Path | None = None) -> Credentials:
+        words = Secret(secrets.token_urlsafe(18)), Secret(secrets.token_urlsafe(18))
+        creds = cls(*words, passfile, local_passfile=local_passfile)
         register_secret(creds.password)
         register_secret(creds.replication_password)
         return creds
@@ -52,3 +63,19 @@ class Credentials:
             f"*:*:*:{self.superuser}:{self.password}\n"
             f"*:*:*:{self.replication_user}:{self.replication_password}\n"
         )
+
+
+def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 7677), made here so
+    that only the verifier is ever sent (``ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...'``).
+    Generated passwords are ASCII, which SASLprep leaves unchanged."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )

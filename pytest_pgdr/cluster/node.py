@@ -227,7 +227,7 @@ class Node:
         so no frame of a failing connect (pytest ``-l``, JUnit XML) holds it."""
         return psycopg.connect(
             self.conninfo(dbname),
-            passfile=str(self.credentials.passfile),
+            passfile=str(self.credentials.client_passfile),
             autocommit=autocommit,
             **{"connect_timeout": 10, **kwargs},
         )

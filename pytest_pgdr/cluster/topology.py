@@ -13,9 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from pytest_pgdr.cluster.credentials import REPLICATION_USER
+from pytest_pgdr.cluster.credentials import REPLICATION_USER, scram_verifier
 from pytest_pgdr.cluster.node import Node
 from pytest_pgdr.cluster.pgcontrol import new_system_identifier, set_system_identifier
 from pytest_pgdr.cluster.pitr import PointInTime
@@ -65,28 +63,32 @@ class Topology(Rebuilds, PointInTime):
     def _bootstrap_credentials(self, node: Node) -> None:
         """Give the superuser and the replication role their generated passwords.
 
-        Sent as SCRAM verifiers over the private socket: no password ever reaches the server.
+        Sent as SCRAM verifiers through psql on the private socket (wherever the server
+        runs): no password ever reaches the server, a command line or a log.
         """
-        socket_port = node.host.server_port(node.name, node.port)
-        with psycopg.connect(
-            host=str(node.sockdir),
-            port=socket_port,
-            user=SUPERUSER,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-
-            def verifier(password: str, user: str) -> str:
-                return conn.pgconn.encrypt_password(
-                    password.encode(), user.encode(), b"scram-sha-256"
-                ).decode()
-
-            creds = self.credentials
-            conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier(creds.password, SUPERUSER)}'")
-            conn.execute(
-                f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD "
-                f"'{verifier(creds.replication_password, REPLICATION_USER)}'"
-            )
+        creds = self.credentials
+        sql = (
+            f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(str(creds.password))}';\n"
+            f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD"
+            f" '{scram_verifier(str(creds.replication_password))}';\n"
+        )
+        socket = {
+            "PGHOST": str(node.sockdir),
+            "PGPORT": str(node.host.server_port(node.name, node.port)),
+        }
+        node.run_tool(
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            SUPERUSER,
+            "-d",
+            "postgres",
+            input=sql,
+            env=socket,
+        )
 
     def close(self, keep_to: Path | None = None) -> None:
         """Stop every server; remove the directories (or move them to ``keep_to``)."""
@@ -105,6 +107,8 @@ class Topology(Rebuilds, PointInTime):
                 self.host.export_tree(self.root, keep_to)
         self.host.remove_tree(self.root)
         self.host.close()
+        if self.credentials.local_passfile is not None:
+            self.credentials.local_passfile.unlink(missing_ok=True)
 
     def __enter__(self) -> Topology:
         return self

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.basics.errors import ConfigError, VersionSkip
+from pytest_pgdr.basics.paths import write_private
 from pytest_pgdr.cluster.archive import Archive
 from pytest_pgdr.cluster.credentials import Credentials
 from pytest_pgdr.cluster.node import Node
@@ -43,8 +44,10 @@ class TopologyBase:
         self.cache_dir = cache_dir
         self.fsync = fsync
         self.extra_settings = dict(settings or {})
-        self.credentials = Credentials.generate(self.root / "pgpass")
+        local = host.run_dir.path / f".{root.name}.pgpass"  # the harness's own connections
+        self.credentials = Credentials.generate(self.root / "pgpass", local)
         host.write_file(self.credentials.passfile, self.credentials.pgpass())
+        write_private(local, self.credentials.pgpass())
         self.nodes: dict[str, Node] = {}
         self._archive: Archive | None = None
         self._counters: dict[str, int] = {}

@@ -40,6 +40,7 @@ from pytest_pgdr.hosts.docker.probe import (
     probe_image,
 )
 from pytest_pgdr.hosts.docker.process import LONG_WAIT, SERVER_PORT, ContainerProcess, container_of
+from pytest_pgdr.hosts.docker.remote import VolumeDockerHost, docker_host
 from pytest_pgdr.hosts.docker.wal import (
     FULL_SLACK,
     WAL_FILLER,
@@ -49,6 +50,8 @@ from pytest_pgdr.hosts.docker.wal import (
 )
 
 __all__ = [
+    "VolumeDockerHost",
+    "docker_host",
     "API_TIMEOUT",
     "BUILD_HINT",
     "DEFAULT_SOCKET",

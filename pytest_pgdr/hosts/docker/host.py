@@ -82,22 +82,28 @@ class DockerHost(LocalFiles, WalLimits):
         self._ports: dict[str, int] = {}
         self.wal_limits: dict[str, WalLimit] = {}
         self._closed = False
-        self.make_dir(root, 0o711)
+        self._prepare_root()
         self.network = self._create_network()
         try:
             self.toolbox_id = self._start_toolbox()
-        except BaseException:
-            self.close()
-            raise
-        self.toolbox = Toolbox(self.api, self.toolbox_id, self.prefix)
-        try:
-            check_engine_sees(root, self._toolbox_output)
+            self.toolbox = Toolbox(self.api, self.toolbox_id, self.prefix)
+            self._check_root()
         except BaseException:
             self.close()
             raise
 
     def __repr__(self) -> str:
         return f"<DockerHost {self.prefix} {self.image} nodes={sorted(self.processes)}>"
+
+    # the root directory: this machine's, bind-mounted ------------------------------------
+    def _prepare_root(self) -> None:
+        self.make_dir(self.root, 0o711)
+
+    def _mounts(self) -> list[tuple[str, str, str]]:
+        return [(str(self.root), str(self.root), "rw")]
+
+    def _check_root(self) -> None:
+        check_engine_sees(self.root, self._toolbox_output)
 
     # docker objects ---------------------------------------------------------------------
     def _client_kw(self) -> dict[str, Any]:
@@ -126,7 +132,7 @@ class DockerHost(LocalFiles, WalLimits):
         """A testcontainers DockerContainer on this host's network, mounts, user and labels
         (with ``wal``, the node's WAL tmpfs volume too)."""
         tc = _testcontainers()
-        volumes = [(str(self.root), str(self.root), "rw")]
+        volumes = self._mounts()
         if wal is not None:
             volumes.append((wal.volume, str(wal.mount), "rw"))
         return tc.DockerContainer(
@@ -200,7 +206,7 @@ class DockerHost(LocalFiles, WalLimits):
             node,
             self.wal_limits.get(node),
         )
-        box.ports = {f"{SERVER_PORT}/tcp": ("127.0.0.1", port)}
+        box.ports = {f"{SERVER_PORT}/tcp": (self.client_address, port)}
         return start_box(box)
 
     def _node_port(self, node: str) -> int:
@@ -213,8 +219,7 @@ class DockerHost(LocalFiles, WalLimits):
         for port in [p for p, n in self._published.items() if n == node]:
             del self._published[port]
 
-    @staticmethod
-    def _clear_stale_pidfile(argv: Sequence[str]) -> None:
+    def _clear_stale_pidfile(self, argv: Sequence[str]) -> None:
         """Every containerised postmaster is PID 1, so a crashed one's postmaster.pid would
         look like the new server's until it is rewritten: remove it (its container is gone)."""
         args = list(argv)
@@ -222,8 +227,8 @@ class DockerHost(LocalFiles, WalLimits):
             return
         pidfile = Path(args[args.index("-D") + 1]) / "postmaster.pid"
         with contextlib.suppress(OSError, IndexError):
-            if pidfile.read_text().split("\n", 1)[0].strip() == "1":
-                pidfile.unlink()
+            if self.read_text(pidfile).split("\n", 1)[0].strip() == "1":
+                self.remove_file(pidfile)
 
     def server_port(self, node_name: str, client_port: int = 0) -> int:
         return SERVER_PORT
