@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 from pytest_pgdr.hosts.base import FREEZE, PARTITION
 from pytest_pgdr.hosts.docker.engine import DockerError, _short
 from pytest_pgdr.hosts.docker.host import DockerHost
+from pytest_pgdr.hosts.docker.labels import owner_labels
 from pytest_pgdr.hosts.docker.volume import VolumeFiles
 from pytest_pgdr.hosts.osuser import OsUser
 from pytest_pgdr.hosts.rundir import RunDir
+from pytest_pgdr.hosts.sweep import RUN_PREFIX
 
 STORAGES = ("auto", "bind", "volume")
 
@@ -38,25 +40,38 @@ class VolumeDockerHost(VolumeFiles, DockerHost):
 
     @property
     def volumes(self) -> dict[Path, str]:
+        """The topology's own volumes by mount point (removed with it)."""
         return {self.root: f"{self.prefix}-root", self.root / "archive": f"{self.prefix}-archive"}
+
+    @property
+    def cache(self) -> tuple[Path, str]:
+        """The run's template cache: one volume per run and engine, kept across topologies."""
+        run_id = self.run_dir.path.name.removeprefix(RUN_PREFIX)
+        return self.run_dir.path / "engine-cache", f"pgdr-{run_id}-cache"
+
+    def cache_home(self, default: Path) -> Path:
+        return self.cache[0]
 
     def _prepare_root(self) -> None:
         import docker.errors
 
-        for name in self.volumes.values():
+        run_labels = owner_labels(self.run_dir)  # the cache outlives this topology
+        wanted = [(n, self.labels) for n in self.volumes.values()] + [(self.cache[1], run_labels)]
+        for name, labels in wanted:
             try:
-                self.api.create_volume(name, labels=self.labels)
+                self.api.create_volume(name, labels=labels)
             except docker.errors.APIError as exc:
                 raise DockerError(
                     f"Docker could not create the volume {name}", _short(exc), "Check 'docker info'"
                 ) from None
 
     def _mounts(self) -> list[tuple[str, str, str]]:
-        return [(name, str(path), "rw") for path, name in self.volumes.items()]
+        mounts = {**self.volumes, self.cache[0]: self.cache[1]}
+        return [(name, str(path), "rw") for path, name in mounts.items()]
 
     def _check_root(self) -> None:
         """A new volume's mount point belongs to root: give it to the server user."""
-        paths = [str(p) for p in self.volumes]
+        paths = [str(p) for p in self.volumes] + [str(self.cache[0])]
         script = f'chown {self.user.uid}:{self.user.gid} "$@" && chmod 711 "$1"'
         exec_id = self.api.exec_create(
             self.toolbox_id, ["sh", "-c", script, "sh", *paths], user="0"

@@ -150,6 +150,3 @@ class VolumeFiles:
     @contextlib.contextmanager
     def locked(self, path: Path) -> Iterator[None]:
         yield  # the cache lives in this topology's own volume: no one else builds there
-
-    def cache_home(self, default: Path) -> Path:
-        return self.root / ".cache"
