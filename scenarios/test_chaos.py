@@ -53,31 +53,23 @@ PANIC_FULL = r"PANIC: .*No space left on device"
 GAVE_UP = r"(shutting down|aborting startup) due to startup process failure"
 
 
-def socket_connect(node: Node) -> psycopg.Connection[Any]:
-    """A connection over the node's Unix socket (on a bind mount: no network needed)."""
-    return psycopg.connect(
-        host=str(node.sockdir),
-        user=node.credentials.superuser,
-        port=node.host.server_port(node.name, node.port),
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
-    )
+def over_socket(node: Node, sql: str, dbname: str = "postgres") -> list[str]:
+    """``sql``'s output lines through psql on the node's own socket: no network needed, so
+    it reaches a node cut off the network (wherever the socket is: this machine, a volume)."""
+    return node.psql(sql, dbname, "-At", socket=True).splitlines()
 
 
-def replay_lsn(conn: psycopg.Connection[Any]) -> Lsn:
-    row = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()
-    assert row is not None and row[0] is not None
-    return Lsn.parse(row[0])
+def replay_lsn(node: Node) -> Lsn:
+    return Lsn.parse(over_socket(node, "SELECT pg_last_wal_replay_lsn()")[0])
 
 
-def probe_ids(conn: psycopg.Connection[Any] | Node, table: str) -> set[int]:
-    if isinstance(conn, Node):
-        return {row[0] for row in conn.query(f"SELECT id FROM {table}")}
-    return {row[0] for row in conn.execute(f"SELECT id FROM {table}").fetchall()}
+def probe_ids(node: Node, table: str, socket: bool = False) -> set[int]:
+    if socket:
+        return {int(line) for line in over_socket(node, f"SELECT id FROM {table}")}
+    return {row[0] for row in node.query(f"SELECT id FROM {table}")}
 
 
-def wait_replay_stalls(conn: psycopg.Connection[Any], writer: Writer, quiet_acks: int) -> Lsn:
+def wait_replay_stalls(conn: Node, writer: Writer, quiet_acks: int) -> Lsn:
     """The replica's replay LSN once it stayed put while the primary acknowledged
     ``quiet_acks`` more commits (WAL already received may still be replayed just after a cut)."""
     seen: dict[str, Any] = {"lsn": None, "acks": 0}
@@ -101,21 +93,19 @@ def test_partitioned_replica_catches_up_with_every_acknowledged_row(
     pgdr_data.load(primary)
     team = fingerprint(primary, pgdr_data.dbname)
     replica = pgdr.replica(primary, settings={"wal_receiver_timeout": "5s"})
-    with Writer(primary, rate=RATE) as writer, socket_connect(replica) as standby:
+    standby = replica
+    with Writer(primary, rate=RATE) as writer:
         writer.wait_for_acks(20)
         pgdr.wait_caught_up(primary, replica)
         with faults.partition(replica):
             cut_at = writer.mark_fault()
             stalled = wait_replay_stalls(standby, writer, quiet_acks=RATE // 2)
             writer.wait_for_acks(RATE // 2, since=writer.clock())  # the primary writes on
-            seen = probe_ids(standby, writer.table)
+            seen = probe_ids(standby, writer.table, socket=True)
             acked_so_far = [a.id for a in writer.acks]
             lag_bytes = primary.lsn() - stalled
-            lag_s = float(
-                standby.execute(
-                    "SELECT extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
-                ).fetchone()[0]
-            )  # type: ignore[index]
+            since = "clock_timestamp() - pg_last_xact_replay_timestamp()"
+            lag_s = float(over_socket(standby, f"SELECT extract(epoch FROM {since})")[0])
             assert replay_lsn(standby) == stalled, "replay moved while cut off"
             assert lag_bytes > 0
             assert seen == set(range(1, max(seen) + 1)), "the replica holds a prefix of the rows"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,8 +93,7 @@ def dump_old_server(old: Node, new: Node, old_topo: Topology, dump: str) -> Inst
         return new.inst
     staged = old_topo.host.make_dir(old_topo.root / "dumps") / Path(dump).name
     old.run_tool("pg_dump", "-Fc", "-f", staged, "-d", DB)
-    shutil.copyfile(staged, dump)
-    new.host.user.chown(Path(dump))
+    new.host.write_bytes(Path(dump), old_topo.host.read_bytes(staged))
     return old.inst
 
 

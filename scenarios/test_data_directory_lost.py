@@ -10,8 +10,6 @@ rebuild included.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from pytest_pgdr import Measurement, Node, Topology, Writer, assert_same, fingerprint
@@ -40,8 +38,8 @@ def test_lost_data_directory_is_rebuilt_under_writes(
         writer.wait_for_acks(20)
         pgdr.wait_caught_up(primary, replica)
         replica.crash()  # stopped hard: no shutdown checkpoint
-        shutil.rmtree(replica.datadir)
-        assert not replica.datadir.exists() and not replica.is_running()
+        pgdr.host.remove_tree(replica.datadir)
+        assert not pgdr.host.exists(replica.datadir) and not replica.is_running()
 
         rto = pgdr_measure.declare_disaster()
         lost_at = writer.mark_fault(writer.clock())

@@ -42,6 +42,7 @@ from pytest_pgdr import (
     fingerprint,
 )
 from pytest_pgdr.basics.errors import register_secret
+from pytest_pgdr.basics.paths import write_private
 from pytest_pgdr.cluster.credentials import Secret
 from pytest_pgdr.drill.dataset import Dataset, create_database
 from pytest_pgdr.drill.measure import Measurement
@@ -301,9 +302,9 @@ def make_roles(node: Node, dbname: str, victim: str) -> Path:
     (returned), so no frame of a failing call (pytest -l) holds it in clear."""
     password = Secret(secrets.token_urlsafe(12))
     register_secret(password)
-    passfile = node.root / "app_owner.pgpass"
-    passfile.touch(mode=0o600)
-    passfile.write_text(Secret(f"*:*:*:app_owner:{password}\n"))
+    # for this process's own connections: on this machine, wherever the servers run
+    passfile = node.host.run_dir.path / f".{node.name}-{id(node)}-app_owner.pgpass"
+    write_private(passfile, Secret(f"*:*:*:app_owner:{password}\n"))
     with node.connect() as conn:
         verifier = conn.pgconn.encrypt_password(
             password.encode(), b"app_owner", b"scram-sha-256"

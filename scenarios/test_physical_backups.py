@@ -95,7 +95,7 @@ def test_basebackups_and_cold_copy_verify_and_restore(
     cold = pgdr.cold_backup(primary, label="cold")
     pgdr_measure.record("plain_backup_bytes", plain.size_bytes())
     pgdr_measure.record("tar_gz_backup_bytes", tar.size_bytes())
-    assert sorted(p.name for p in tar.path.iterdir()) == [
+    assert pgdr.host.names(tar.path) == [
         "backup_manifest",
         "base.tar.gz",
         "pg_wal.tar.gz",

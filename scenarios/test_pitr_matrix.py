@@ -205,7 +205,7 @@ def test_later_pitr_follows_the_timeline_switch(
     tl2 = pgdr.restore(h.backup, RecoveryTarget.name(h.name), name="tl2")
     assert tl2.timeline() == 2
     pgdr.wait_history_archived(2)
-    history = (pgdr.archive.wal / "00000002.history").read_text()
+    history = pgdr.host.read_text(pgdr.archive.wal / "00000002.history")
     assert re.match(rf'1\t[0-9A-F]+/[0-9A-F]+\tat restore point "{h.name}"', history), history
     insert_rows(tl2, 10_001, 10_500)
     tl2.scalar("SELECT pg_create_restore_point('on_tl2')")

@@ -74,6 +74,6 @@ def test_restore_old_backup_across_the_switchover(
     assert restored.timeline() == 3, "the archive holds timeline 2, so the restore starts 3"
     pgdr.wait_history_archived(3)
     assert pgdr.archive.history_files() == ["00000002.history", "00000003.history"]
-    history = (pgdr.archive.wal / "00000003.history").read_text().splitlines()
+    history = pgdr.host.read_text(pgdr.archive.wal / "00000003.history").splitlines()
     assert [line.split("\t")[0] for line in history if line.strip()] == ["1", "2"], history
     pgdr_measure.record("markers_after_switchover", len(tl2))

@@ -28,9 +28,10 @@ ARCHIVER = "SELECT failed_count, last_failed_wal, last_archived_wal FROM pg_stat
 
 def archive_digests(pgdr: Topology) -> dict[str, str]:
     """Every file in the archive's WAL directory and a digest of its bytes."""
+    wal = pgdr.archive.wal
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(pgdr.archive.wal.iterdir())
+        name: hashlib.sha256(pgdr.host.read_bytes(wal / name)).hexdigest()
+        for name in pgdr.host.names(wal)
     }
 
 

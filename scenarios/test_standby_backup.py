@@ -34,7 +34,7 @@ def test_backup_from_standby_restores_like_one_from_the_primary(
     primary.scalar("CHECKPOINT")  # gives the standby a restartpoint to start its backup at
     from_standby = pgdr.backup(standby, label="from_standby")
     from_primary = pgdr.backup(primary, label="from_primary")
-    label = (from_standby.path / "backup_label").read_text()
+    label = pgdr.host.read_text(from_standby.path / "backup_label")
     assert "BACKUP FROM: standby" in label, label
 
     app_write(primary, db, FIRST)

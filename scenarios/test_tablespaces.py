@@ -14,8 +14,6 @@ primary's data alone. Backups and standbys the harness makes map tablespaces by 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from pytest_pgdr import Measurement, Node, RecoveryTarget, Topology, assert_same, fingerprint
@@ -71,13 +69,12 @@ def test_tablespace_restored_to_a_new_location(
     expected = fingerprint(primary, db)
     pgdr.wait_archived(primary)
     pgdr.wait_caught_up(primary, standby)
-    assert os.readlink(plain.path / "pg_tblspc" / oid) == str(mapped), "the mapping was applied"
-    assert os.readlink(auto.path / "pg_tblspc" / oid) == str(
-        pgdr.archive.backups / "auto.tablespaces" / oid
-    )
+    link = pgdr.host.read_link
+    assert link(plain.path / "pg_tblspc" / oid) == mapped, "the mapping was applied"
+    assert link(auto.path / "pg_tblspc" / oid) == pgdr.archive.backups / "auto.tablespaces" / oid
     assert location(standby) == str(standby.root / "tablespaces" / oid)
     assert_same(expected, fingerprint(standby, db), "the standby", sequences="at_least")
-    assert (tar.path / f"{oid}.tar").exists(), sorted(p.name for p in tar.path.iterdir())
+    assert f"{oid}.tar" in pgdr.host.names(tar.path), pgdr.host.names(tar.path)
 
     rto = pgdr_measure.declare_disaster()
     nodes = [
@@ -93,7 +90,7 @@ def test_tablespace_restored_to_a_new_location(
     for node, got in zip(nodes, prints, strict=True):
         own = node.root / "tablespaces" / oid
         assert location(node) == str(own), f"{node.name}: the tablespace is at its own place"
-        assert os.readlink(node.datadir / "pg_tblspc" / oid) == str(own)
+        assert pgdr.host.read_link(node.datadir / "pg_tblspc" / oid) == own
         assert_same(expected, got, f"{node.name} with its tablespace", sequences="at_least")
         assert tablespace_of(node, ledger, db) == tablespace_of(node, victim, db) == "pgdr_ts"
         assert int(node.scalar(f"SELECT count(*) FROM {ledger}", dbname=db)) == BEFORE + AFTER

@@ -73,7 +73,7 @@ def test_archive_outage_shows_then_drains_without_loss(
     backup = pgdr.backup(primary)
     wal_dir = pgdr.archive.wal
     away = wal_dir.with_name("wal_unreachable")
-    os.rename(wal_dir, away)  # the archive's mount is gone
+    pgdr.host.rename(wal_dir, away)  # the archive's mount is gone
     try:
         app_write(primary, db, 5)  # the team's commits wait for the archive too
         stuck = list(fill_segments(primary, 1001, 2))
@@ -82,13 +82,13 @@ def test_archive_outage_shows_then_drains_without_loss(
         )
         ready = [row[0] for row in primary.query(READY_SQL)]
         assert [f"{name}.ready" for name in stuck] == ready[-2:], ready
-        assert all((primary.datadir / "pg_wal" / name).exists() for name in stuck), (
+        assert all(pgdr.host.exists(primary.datadir / "pg_wal" / name) for name in stuck), (
             "WAL waiting for the archive must stay in pg_wal"
         )
         last = primary.scalar("SELECT last_archived_wal FROM pg_stat_archiver")
         assert last is None or last < stuck[0]
     finally:
-        os.rename(away, wal_dir)
+        pgdr.host.rename(away, wal_dir)
 
     outage_over = time.perf_counter()
     primary.reload()  # the operator fixes the archive and reloads: the archiver wakes up
@@ -112,11 +112,10 @@ def test_archive_outage_shows_then_drains_without_loss(
 def damage(pgdr: Topology, segment: str, how: str, written: int) -> None:
     path = pgdr.archive.wal / segment
     if how == "missing":
-        path.unlink()
+        pgdr.host.remove_file(path)
         return
-    with open(path, "r+b") as fh:  # garbage in the middle of the records, size unchanged
-        fh.seek(written // 2)
-        fh.write(os.urandom(64))
+    # garbage in the middle of the records, size unchanged
+    pgdr.host.write_bytes(path, os.urandom(64), offset=written // 2)
 
 
 @pytest.mark.parametrize("how", ["missing", "corrupt"])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pytest_pgdr.backup.base import BackupTool, ToolUnavailable
 from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.hosts.base import require_local_files
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.topology import Topology
@@ -74,6 +75,7 @@ def backup_tool(
     its program is not installed here. ``programs`` maps tool names to the binaries to use
     (e.g. ``{"walg": "/opt/wal-g"}`` from ``--pgdr-walg``); otherwise PATH or PGDR_WALG."""
     module, cls, _ = MEMBERS[check_name(name)]
+    require_local_files(topology.host, f"The {name} backup tool")
     factory: Callable[..., BackupTool] = getattr(
         importlib.import_module(f"pytest_pgdr.backup.{module}"), cls
     )

@@ -387,9 +387,12 @@ class Node:
             )
         return proc
 
-    def psql(self, sql: str, dbname: str = "postgres", *args: str) -> str:
-        """Run SQL through psql (stops at the first error); returns its output."""
+    def psql(self, sql: str, dbname: str = "postgres", *args: str, socket: bool = False) -> str:
+        """Run SQL through psql (stops at the first error); returns its output. With
+        ``socket``, over the node's private socket (no network, no password)."""
+        port = str(self.host.server_port(self.name, self.port))
+        env = {"PGHOST": str(self.sockdir), "PGPORT": port} if socket else None
         proc = self.run_tool(
-            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname, *args, input=sql
+            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname, *args, input=sql, env=env
         )
         return proc.stdout

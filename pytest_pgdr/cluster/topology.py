@@ -72,23 +72,7 @@ class Topology(Rebuilds, PointInTime):
             f"CREATE ROLE {REPLICATION_USER} REPLICATION LOGIN PASSWORD"
             f" '{scram_verifier(str(creds.replication_password))}';\n"
         )
-        socket = {
-            "PGHOST": str(node.sockdir),
-            "PGPORT": str(node.host.server_port(node.name, node.port)),
-        }
-        node.run_tool(
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-            input=sql,
-            env=socket,
-        )
+        node.psql(sql, "postgres", "-U", SUPERUSER, socket=True)
 
     def close(self, keep_to: Path | None = None) -> None:
         """Stop every server; remove the directories (or move them to ``keep_to``)."""

@@ -28,7 +28,7 @@ class Direct:
     def __init__(
         self, topology: Topology, nodes: Sequence[Node], dbnames: Sequence[str] = ()
     ) -> None:
-        self.passfile = topology.credentials.passfile
+        self.passfile = topology.credentials.client_passfile
         self.primary = nodes[0]
 
     def conninfo(self, dbname: str = "postgres") -> str:
@@ -58,7 +58,7 @@ class MultiHost:
     def __init__(
         self, topology: Topology, nodes: Sequence[Node], dbnames: Sequence[str] = ()
     ) -> None:
-        self.passfile = topology.credentials.passfile
+        self.passfile = topology.credentials.client_passfile
         self.user = topology.credentials.superuser
         self.nodes = list(nodes)
 

@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_pgdr.hosts.files import FilesVia
 from pytest_pgdr.hosts.procs import descendants, gone
 from pytest_pgdr.hosts.shm import mapped_segments, record_segments, remove_dead_segments
 
 if TYPE_CHECKING:
-    from pytest_pgdr.hosts.files import FilesVia
-from pytest_pgdr.hosts.base import Host, ServerProcess
+    from pytest_pgdr.hosts.base import Host, ServerProcess
 
 EXIT_WAIT = 10.0  # for a killed postmaster's children to exit
 

@@ -172,7 +172,7 @@ class Daemon:
 
     @property
     def passfile(self) -> Path:
-        return self.topology.credentials.passfile
+        return self.topology.credentials.client_passfile
 
     def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
         creds = self.topology.credentials

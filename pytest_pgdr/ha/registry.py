@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytest_pgdr.basics.errors import ConfigError
+from pytest_pgdr.hosts.base import require_local_files
 
 if TYPE_CHECKING:
     from pytest_pgdr.cluster.topology import Topology
@@ -46,6 +47,7 @@ def cluster_manager(
     instead (``members`` and ``options`` are then the cluster's own). Raises
     :class:`~pytest_pgdr.ha.base.ManagerUnavailable` (a skip, or a failure in strict mode)
     when its programs are not installed here."""
+    require_local_files(topology.host, f"The {name} cluster manager")
     if existing is not None:
         if check_name(name) not in EXTERNAL:
             raise ConfigError(

@@ -23,6 +23,7 @@ from pytest_pgdr.hosts.rundir import RunDir
 FREEZE = "freeze"  # stop every process of a server, and let it continue
 PARTITION = "partition"  # cut a server off the network, and join it again
 WAL_LIMIT = "wal_limit"  # a size-limited pg_wal that can be filled to the last byte
+LOCAL_FILES = "local_files"  # the servers' files are on this machine's disk, at their paths
 
 
 class FaultUnsupported(VersionSkip):
@@ -59,6 +60,19 @@ def no_disk_full(node_name: str) -> FaultUnsupported:
         LOCAL_DISK_WHY,
         ON_DOCKER,
     )
+
+
+def require_local_files(host: Host, what: str) -> None:
+    """:class:`FaultUnsupported` (a skip) unless the servers' files are on this machine: the
+    backup tools, the HA stack and real backups read and write them here."""
+    if LOCAL_FILES not in host.capabilities:
+        raise FaultUnsupported(
+            f"{what} needs the servers' files on this machine",
+            "this Docker engine keeps them in its volumes (--pgdr-docker-storage volume, or a"
+            " DOCKER_HOST on another machine)",
+            "Run it with the engine on this machine (--pgdr-docker-storage bind) or on the"
+            " local backend",
+        )
 
 
 def no_freeze(node_name: str) -> FaultUnsupported:

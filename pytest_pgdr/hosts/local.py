@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pytest_pgdr.hosts.base import (
     FREEZE,
+    LOCAL_FILES,
     ServerProcess,
     no_disk_full,
     no_partition,
@@ -44,7 +45,7 @@ class LocalHost(LocalFiles):
     """Processes on this machine, run as the unprivileged server user."""
 
     kind = "local"  # descriptive only: callers check capabilities
-    capabilities = frozenset({FREEZE})
+    capabilities = frozenset({FREEZE, LOCAL_FILES})
     client_address = "127.0.0.1"
 
     def __init__(self, user: OsUser, run: RunDir) -> None:

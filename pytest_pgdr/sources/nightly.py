@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_pgdr.hosts.base import require_local_files
 from pytest_pgdr.hosts.install import Installation, find_installation
 from pytest_pgdr.sources.base import BackupSource, Restored, SourceSpec
 from pytest_pgdr.sources.checks import _parse_time
@@ -57,6 +58,7 @@ def restore_nightly(
         spec, major, source.exact_major, candidates, nightly.backend == "docker", find_installation
     )
     topology = make_topology(chosen)
+    require_local_files(topology.host, "Restoring a real backup")
     records.context.update(postgres=topology.inst.label, postgres_version=topology.inst.version)
     stopwatch.lap("open backup")
     if not host_sees(topology.host, source.paths()):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_pgdr.hosts.base import FREEZE, PARTITION, WAL_LIMIT, ServerProcess
+from pytest_pgdr.hosts.base import FREEZE, LOCAL_FILES, PARTITION, WAL_LIMIT, ServerProcess
 from pytest_pgdr.hosts.docker.engine import (
     API_TIMEOUT,
     DockerError,
@@ -65,7 +65,7 @@ class DockerHost(LocalFiles, WalLimits):
     """
 
     kind = "docker"  # descriptive only: callers check capabilities
-    capabilities = frozenset({FREEZE, PARTITION, WAL_LIMIT})
+    capabilities = frozenset({FREEZE, PARTITION, WAL_LIMIT, LOCAL_FILES})
     client_address = "127.0.0.1"
 
     def __init__(self, user: OsUser, run: RunDir, image: str, root: Path, label: str) -> None:

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pytest_pgdr.hosts.base import FREEZE, PARTITION
+from pytest_pgdr.hosts.base import FREEZE, PARTITION, WAL_LIMIT
 from pytest_pgdr.hosts.docker.engine import DockerError, _short
 from pytest_pgdr.hosts.docker.host import DockerHost
 from pytest_pgdr.hosts.docker.labels import owner_labels
@@ -29,8 +29,7 @@ STORAGES = ("auto", "bind", "volume")
 class VolumeDockerHost(VolumeFiles, DockerHost):
     """A Docker host whose files live in the engine's volumes (see the module docstring)."""
 
-    # a size-limited pg_wal is filled and read through this machine's files: bind mode only
-    capabilities = frozenset({FREEZE, PARTITION})
+    capabilities = frozenset({FREEZE, PARTITION, WAL_LIMIT})  # not LOCAL_FILES
 
     def __init__(
         self, user: OsUser, run: RunDir, image: str, root: Path, label: str, address: str
