@@ -68,8 +68,6 @@ def _script(state: Path, port: int, driver: str) -> str:
 @contextlib.contextmanager
 def second_engine(images: list[str]) -> Iterator[str]:
     """Start the engine, load ``images`` into it, yield its DOCKER_HOST; stop and remove it."""
-    import docker
-
     state = Path(tempfile.mkdtemp(prefix="pytest-pgdr-engine2-", dir="/var/tmp"))
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -83,8 +81,7 @@ def second_engine(images: list[str]) -> Iterator[str]:
     )
     added_rule = _allow_bridged_traffic()
     try:
-        client = docker.DockerClient(base_url=url, timeout=30)
-        poll(lambda: _answers(client, proc, state), "the second Docker engine", START_TIMEOUT)
+        poll(lambda: _answers(url, proc, state), "the second Docker engine", START_TIMEOUT)
         for image in images:
             _load(image, url)
         yield url
@@ -96,15 +93,21 @@ def second_engine(images: list[str]) -> Iterator[str]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _answers(client: object, proc: subprocess.Popen[bytes], state: Path) -> bool:
+def _answers(url: str, proc: subprocess.Popen[bytes], state: Path) -> bool:
+    import docker
+
     if proc.poll() is not None:
         raise RuntimeError(
             f"the second Docker engine exited: {(state / 'dockerd.log').read_text()[-2000:]}"
         )
     try:
-        return bool(client.ping())  # type: ignore[attr-defined]
-    except Exception:
-        return False
+        client = docker.DockerClient(base_url=url, timeout=5)
+    except docker.errors.DockerException:
+        return False  # not listening yet
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
 
 
 def _allow_bridged_traffic() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -26,6 +27,7 @@ from pytest_pgdr.backup import (
     resolve,
 )
 from pytest_pgdr.backup.base import Runner, segments_in, wal_gaps
+from pytest_pgdr.hosts.base import LOCAL_FILES
 
 if TYPE_CHECKING:
     from pytest_pgdr.backup import BackupTool
@@ -112,7 +114,10 @@ def test_walg_absent_is_a_skip_naming_the_option(
 ) -> None:
     monkeypatch.delenv(registry.WALG_ENV, raising=False)
     with pytest.raises(ToolUnavailable, match="--pgdr-walg=/path/to/wal-g") as caught:
-        backup_tool("walg", cast("Topology", None))
+        backup_tool(
+            "walg",
+            cast("Topology", SimpleNamespace(host=SimpleNamespace(capabilities={LOCAL_FILES}))),
+        )
     assert "PGDR_WALG" in str(caught.value)
     not_executable = tmp_path / "wal-g"
     not_executable.write_text("#!/bin/sh\n")

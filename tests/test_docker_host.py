@@ -42,6 +42,7 @@ from pytest_pgdr.hosts.docker import (  # noqa: E402
     remove_run_containers,
     sweep_docker_orphans,
 )
+from pytest_pgdr.hosts.files import this_machine  # noqa: E402
 from pytest_pgdr.hosts.install import Installation  # noqa: E402
 from pytest_pgdr.hosts.runtime import RunDir  # noqa: E402
 
@@ -461,7 +462,7 @@ def test_archive_failure_refuses_then_restores(tmp_path: Path) -> None:
     wal = tmp_path / "archive" / "wal"
     wal.mkdir(parents=True)
     (wal / "000000010000000000000001").write_text("seg1")
-    topology = _stand_in(archive=_stand_in(wal=wal))
+    topology = _stand_in(archive=_stand_in(wal=wal), host=this_machine())
     fault = faults.archive_failure(topology)
     with fault:
         assert not wal.exists()
@@ -479,7 +480,7 @@ def test_archive_failure_refuses_then_restores(tmp_path: Path) -> None:
 def test_heal_all_undoes_active_faults(tmp_path: Path) -> None:
     wal = tmp_path / "wal"
     wal.mkdir()
-    faults.archive_failure(_stand_in(archive=_stand_in(wal=wal))).start()
+    faults.archive_failure(_stand_in(archive=_stand_in(wal=wal), host=this_machine())).start()
     assert not wal.exists()
     assert faults.heal_all() == 1 and wal.is_dir()
 

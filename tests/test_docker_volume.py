@@ -21,18 +21,19 @@ _OK, _REASON = docker_status()
 if not _OK:
     pytest.skip(_REASON, allow_module_level=True)
 
-from pytest_pgdr.hosts.docker import VolumeDockerHost, image_user  # noqa: E402
-from pytest_pgdr.hosts.runtime import RunDir  # noqa: E402
+from second_engine import missing_prerequisite, second_engine  # noqa: E402
 
-from .second_engine import missing_prerequisite, second_engine  # noqa: E402
+from pytest_pgdr.hosts.docker import (  # noqa: E402
+    VolumeDockerHost,
+    image_user,
+    remove_run_containers,
+)
+from pytest_pgdr.hosts.runtime import RunDir  # noqa: E402
 
 PG18 = "pytest-pgdr/pg18:latest"
 # drills that cover the core: backups, PITR to each kind of target, replicas, promotion,
 # pg_rewind, crash recovery, a corrupt and a missing segment
-ON_ENGINE2 = (
-    "test_pitr_to_restore_point_after_accidental_delete or test_failover"
-    " or test_dropped_table or test_crash_restart or test_bad_recovery_targets"
-)
+ON_ENGINE2 = "test_pitr_to_restore_point_after_accidental_delete or test_failover"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def vhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VolumeDockerHost
     host = VolumeDockerHost(image_user(PG18), run, PG18, run.path / "1_vol", "vol", "127.0.0.1")
     yield host
     host.close()
+    remove_run_containers(run.path)  # the run's template cache volume
     run.close()
 
 

@@ -47,7 +47,7 @@ def test_local_host_lacks_partition_and_wal_limit(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     try:
         host = LocalHost(resolve_os_user("auto"), run)
-        assert host.capabilities == frozenset({base.FREEZE})
+        assert host.capabilities == frozenset({base.FREEZE, base.LOCAL_FILES})
         proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
         try:
             with pytest.raises(base.FaultUnsupported, match="Network partitions"):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_pgdr.cluster.node import Node
+from pytest_pgdr.hosts.files import this_machine
 
 STALE = "111\n/data\n1700000000\n5432\n/sock\n127.0.0.1\n  1234  5678\nready   \n"
 FRESH = "222\n/data\n1700000100\n5432\n/sock\n127.0.0.1\n  1234  9999\nstarting\n"
@@ -34,6 +35,7 @@ def test_start_is_not_fooled_when_postmaster_pid_is_replaced_between_reads(
 ) -> None:
     node = Node.__new__(Node)
     node.name, node.datadir, node.proc = "old", tmp_path, _Running()
+    node.host = this_machine()  # type: ignore[assignment]
     pidfile = tmp_path / "postmaster.pid"
     pidfile.write_text(STALE)
     real_read = Path.read_text

@@ -16,6 +16,7 @@ from pytest_pgdr import Backup, ConfigError, Lsn, RecoveryError, Topology
 from pytest_pgdr.cluster.backups import _read_backup_label
 from pytest_pgdr.cluster.lsn import history_parent, segment_number, unreplayed_segments
 from pytest_pgdr.cluster.pitr import _has_target, _why_recovery_failed
+from pytest_pgdr.hosts.files import this_machine
 from pytest_pgdr.hosts.runtime import child_pids
 
 MB16 = 16 * 1024 * 1024
@@ -108,7 +109,7 @@ def test_read_backup_label(tmp_path: Path) -> None:
         "CHECKPOINT LOCATION: 0/6000080\nSTART TIMELINE: 2\n"
     )
     info = Backup(path=tmp_path, label="b", source="p", fmt="plain")
-    _read_backup_label(info)
+    _read_backup_label(this_machine(), info)
     assert (info.start_lsn, info.timeline) == ("0/6000028", 2)
 
 

@@ -33,29 +33,25 @@ class VolumeFiles:
     toolbox: Toolbox
     _closed: bool
 
-    def _sh(self, script: str, *args: object, what: str, ok: tuple[int, ...] = (0,)) -> str:
+    def _sh(self, script: str, *args: object, what: str) -> str:
         """``sh -c script`` in the toolbox; its stdout. ``FileNotFoundError`` on exit 44."""
+        return self._script(script, args, None, what)
+
+    def _sh_input(self, script: str, text: str, *args: object, what: str) -> None:
+        self._script(script, args, text, what)
+
+    def _script(self, script: str, args: tuple[object, ...], text: str | None, what: str) -> str:
         argv = ["sh", "-c", script, "sh", *(str(a) for a in args)]
-        proc = self.toolbox.run(argv, {"LC_ALL": "C"}, timeout=FILES_TIMEOUT)
+        proc = self.toolbox.run(argv, {"LC_ALL": "C"}, input=text, timeout=FILES_TIMEOUT)
         if proc.returncode == MISSING:
             raise FileNotFoundError(f"no such file in the topology's volume: {args[0]}")
-        if proc.returncode not in ok:
+        if proc.returncode != 0:
             raise DockerError(
                 f"Could not {what} in the topology's volume",
                 f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}",
                 "Check the Docker engine ('docker info') and the volume's free space",
             )
         return proc.stdout
-
-    def _sh_input(self, script: str, text: str, *args: object, what: str) -> None:
-        argv = ["sh", "-c", script, "sh", *(str(a) for a in args)]
-        proc = self.toolbox.run(argv, {"LC_ALL": "C"}, input=text, timeout=FILES_TIMEOUT)
-        if proc.returncode != 0:
-            raise DockerError(
-                f"Could not {what} in the topology's volume",
-                f"exit {proc.returncode}: {proc.stderr.strip()[:500]}",
-                "Check the Docker engine ('docker info') and the volume's free space",
-            )
 
     # writing ----------------------------------------------------------------------------
     def make_dir(self, path: Path, mode: int = 0o700) -> Path:
@@ -145,7 +141,7 @@ class VolumeFiles:
         keep_to.mkdir(parents=True, exist_ok=True)
         data = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=data) as tar:
-            tar.extractall(keep_to, filter="data")
+            tar.extractall(keep_to, filter="tar")  # links to tablespaces are absolute
 
     @contextlib.contextmanager
     def locked(self, path: Path) -> Iterator[None]:
