@@ -10,6 +10,7 @@ import functools
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pytest_pgdr.basics.errors import PgdrError
 
@@ -26,6 +27,12 @@ class DockerError(PgdrError):
 def docker_host_text() -> str:
     host = os.environ.get("DOCKER_HOST")
     return f"DOCKER_HOST={host}" if host else f"DOCKER_HOST unset, so {DEFAULT_SOCKET}"
+
+
+def engine_host() -> str:
+    """The machine named by DOCKER_HOST (tcp:// or ssh://), or '' for a local socket."""
+    url = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    return (url.hostname or "") if url.scheme in ("tcp", "ssh", "http", "https") else ""
 
 
 def _ping_client() -> Any:

@@ -9,13 +9,11 @@ topology gets is decided once, here (:func:`docker_host`).
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pytest_pgdr.hosts.base import FREEZE, PARTITION, WAL_LIMIT
-from pytest_pgdr.hosts.docker.engine import DockerError, _short
+from pytest_pgdr.hosts.docker.engine import DockerError, _short, engine_host
 from pytest_pgdr.hosts.docker.host import DockerHost
 from pytest_pgdr.hosts.docker.labels import owner_labels
 from pytest_pgdr.hosts.docker.volume import VolumeFiles
@@ -99,12 +97,6 @@ def docker_host(
         return DockerHost(user, run, image, root, label)
     where = engine_address(address)
     return VolumeDockerHost(user, run, image, root, label, where)
-
-
-def engine_host() -> str:
-    """The machine named by DOCKER_HOST (tcp:// or ssh://), or '' for a local socket."""
-    url = urlsplit(os.environ.get("DOCKER_HOST", ""))
-    return (url.hostname or "") if url.scheme in ("tcp", "ssh", "http", "https") else ""
 
 
 def engine_address(given: str) -> str:

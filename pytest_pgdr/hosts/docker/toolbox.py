@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from pytest_pgdr.basics.wait import poll
-from pytest_pgdr.hosts.docker.engine import DockerError
+from pytest_pgdr.hosts.docker.engine import DockerError, engine_host
 
 
 class Toolbox:
@@ -86,8 +86,13 @@ class Toolbox:
         return int(info["ExitCode"] if info["ExitCode"] is not None else -1)
 
     def _kill_exec(self, exec_id: str) -> None:
-        """SIGKILL an exec'd program through its host PID (the engine runs on this machine)."""
+        """SIGKILL an exec'd program: through its PID when the engine runs on this machine;
+        else, whose PIDs mean nothing here, every program exec'd in the toolbox."""
         with contextlib.suppress(Exception):
+            if engine_host():
+                kill = self.api.exec_create(self.container_id, ["sh", "-c", "kill -9 -1"])
+                self.api.exec_start(kill["Id"])
+                return
             pid = int(self.api.exec_inspect(exec_id).get("Pid") or 0)
             if pid > 1:
                 os.kill(pid, signal.SIGKILL)
