@@ -47,7 +47,6 @@ def cluster_manager(
     instead (``members`` and ``options`` are then the cluster's own). Raises
     :class:`~pytest_pgdr.ha.base.ManagerUnavailable` (a skip, or a failure in strict mode)
     when its programs are not installed here."""
-    require_local_files(topology.host, f"The {name} cluster manager")
     if existing is not None:
         if check_name(name) not in EXTERNAL:
             raise ConfigError(
@@ -55,9 +54,11 @@ def cluster_manager(
                 f"only {', '.join(EXTERNAL)} can (--pgdr-patroni-url)",
             )
         module, cls = EXTERNAL[name]
+        require_local_files(topology.host, f"The {name} cluster manager")
         external = getattr(importlib.import_module(f"pytest_pgdr.ha.{module}"), cls)
         return external(topology, *existing)  # type: ignore[no-any-return]
     module, cls = MEMBERS[check_name(name)]
+    require_local_files(topology.host, f"The {name} cluster manager")
     factory: Callable[..., ClusterManager] = getattr(
         importlib.import_module(f"pytest_pgdr.ha.{module}"), cls
     )
