@@ -137,6 +137,14 @@ def main() -> None:
         timed_plain(args.image, official, 1, count=1)
         docker_pair, docker_setup = timed_pair(session, spec, args.runs)
         local_pair, _ = timed_pair(session, args.local, args.runs)
+        volumes = HarnessSession(
+            Settings(enabled=True, backend="docker", image=(args.image,), docker_storage="volume")
+        )
+        try:
+            timed_pair(volumes, spec, 1)  # warm: the run's template volume
+            volume_pair, volume_setup = timed_pair(volumes, spec, args.runs)
+        finally:
+            volumes.close()
         two_plain, one_plain = timed_plain(args.image, official, args.runs)
     finally:
         session.close()
@@ -150,6 +158,10 @@ def main() -> None:
     print(
         f"  primary + caught-up replica, docker backend  {docker_pair:7.3f} s"
         f"   (network + toolbox {docker_setup:.3f} s)"
+    )
+    print(
+        f"  the same pair on Docker volumes              {volume_pair:7.3f} s"
+        f"   (network + toolbox + volumes {volume_setup:.3f} s; files through the engine)"
     )
     print(f"  primary + caught-up replica, local backend   {local_pair:7.3f} s   ({local.label})")
     print(f"  one plain container start                    {one_plain:7.3f} s")

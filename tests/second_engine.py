@@ -26,6 +26,7 @@ PR_SET_PDEATHSIG = 1
 FORWARD_RULE = ["FORWARD", "-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+BRIDGE_ADDRESS = "10.231.7.1/24"  # the second engine's default bridge (unused otherwise)
 
 
 def missing_prerequisite() -> str:
@@ -55,25 +56,45 @@ def _storage_driver() -> str:
     return out.stdout.strip()
 
 
-def _script(state: Path, port: int, driver: str) -> str:
+def _script(state: Path, port: int, driver: str, bridge: str) -> str:
     (state / "daemon.json").write_text(json.dumps({}))
     return (
         "mount --make-rprivate / && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /dev/shm"
         f" && exec dockerd --config-file {state}/daemon.json --data-root {state}/data"
         f" --exec-root {state}/exec --pidfile {state}/dockerd.pid -H tcp://127.0.0.1:{port}"
-        f" --storage-driver {driver} --bridge none --iptables=false --ip6tables=false"
+        f" --storage-driver {driver} --bridge {bridge} --iptables=false --ip6tables=false"
     )
+
+
+@contextlib.contextmanager
+def _own_bridge(port: int) -> Iterator[str]:
+    """A default bridge of the engine's own. (With ``--bridge none`` dockerd deletes
+    ``docker0``, the first engine's, at start: its default network would be gone.)"""
+    name = f"pgdr2-{port}"
+    ip = ["ip", "link"]
+    subprocess.run([*ip, "add", name, "type", "bridge"], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", name], check=True)
+        subprocess.run([*ip, "set", name, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run([*ip, "delete", name], check=False, capture_output=True)
 
 
 @contextlib.contextmanager
 def second_engine(images: list[str]) -> Iterator[str]:
     """Start the engine, load ``images`` into it, yield its DOCKER_HOST; stop and remove it."""
-    state = Path(tempfile.mkdtemp(prefix="pytest-pgdr-engine2-", dir="/var/tmp"))
     port = _free_port()
+    with _own_bridge(port) as bridge:
+        yield from _engine(images, port, bridge)
+
+
+def _engine(images: list[str], port: int, bridge: str) -> Iterator[str]:
+    state = Path(tempfile.mkdtemp(prefix="pytest-pgdr-engine2-", dir="/var/tmp"))
     url = f"tcp://127.0.0.1:{port}"
     log = open(state / "dockerd.log", "wb")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
-        ["unshare", "--mount", "sh", "-c", _script(state, port, _storage_driver())],
+        ["unshare", "--mount", "sh", "-c", _script(state, port, _storage_driver(), bridge)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -96,8 +96,16 @@ def engine2() -> Iterator[str]:
     why = missing_prerequisite()
     if why:
         pytest.skip(why)
+    bridges = _bridges()
     with second_engine([PG18]) as url:
         yield url
+    assert _bridges() == bridges, "the second engine changed the first one's bridges"
+
+
+def _bridges() -> list[str]:
+    """This machine's bridges (docker0, the first engine's, among them)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True)
+    return sorted(line.split(":")[1].strip() for line in out.stdout.decode().splitlines())
 
 
 def _pytest(url: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
